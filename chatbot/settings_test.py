@@ -1,0 +1,34 @@
+"""Test settings: the real services (PostgreSQL, Redis, Chroma), kept apart from a
+developer's data: a `test_` database, another Redis database number and another queue."""
+
+import os
+from urllib.parse import urlsplit, urlunsplit
+
+from chatbot.settings import *  # noqa: F403
+from chatbot.settings import DATABASES, REDIS_URL, _int
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+_redis = urlsplit(REDIS_URL)
+REDIS_URL = urlunsplit(_redis._replace(path=f"/{_int('PARLEY_TEST_REDIS_DB', 9)}"))
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": "parley-test",
+    }
+}
+CHANNEL_LAYERS = {
+    "default": {
+        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        "CONFIG": {"hosts": [REDIS_URL], "prefix": "parley-test:channels"},
+    }
+}
+CELERY_BROKER_URL = CELERY_RESULT_BACKEND = REDIS_URL
+CELERY_TASK_DEFAULT_QUEUE = "parley-test"
+
+DATABASES["default"]["CONN_MAX_AGE"] = 0
+DATABASES["default"]["TEST"] = {"NAME": f"test_{DATABASES['default']['NAME']}"}
+if os.environ.get("PARLEY_TEST_WORKER"):
+    # A worker process started by the test suite works on the test database.
+    DATABASES["default"]["NAME"] = DATABASES["default"]["TEST"]["NAME"]

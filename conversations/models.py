@@ -1,0 +1,1 @@
+"""Conversations and messages (models come with the answers and visitor issues)."""

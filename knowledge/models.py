@@ -1,0 +1,1 @@
+"""Knowledge bases, sources, documents and chunks (models come with the knowledge issue)."""

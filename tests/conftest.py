@@ -1,0 +1,169 @@
+"""Shared fixtures: two tenants made once per test session, alice and bob (staff) in
+tenant A, charlie in tenant B; clients for their hosts; a real Celery worker."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.db import connection
+from django.test import Client
+from django_tenants.utils import schema_context
+
+from tenants.models import Tenant
+from tenants.services import create_tenant_site, ensure_public_tenant
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+HOST_A = "a.localhost"
+HOST_B = "b.localhost"
+PASSWORD = "correct horse battery staple"
+
+
+def make_user(schema: str, username: str, **extra) -> None:
+    with schema_context(schema):
+        User = get_user_model()
+        if not User.objects.filter(username=username).exists():
+            User.objects.create_user(username, f"{username}@example.com", PASSWORD, **extra)
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker):
+    with django_db_blocker.unblock():
+        ensure_public_tenant()
+        create_tenant_site("tenant_a", HOST_A, name="Tenant A")
+        create_tenant_site("tenant_b", HOST_B, name="Tenant B")
+        make_user("tenant_a", "alice", is_staff=True, is_superuser=True)
+        make_user("tenant_a", "bob", is_staff=True)
+        make_user("tenant_b", "charlie", is_staff=True, is_superuser=True)
+    yield
+
+
+@pytest.fixture(autouse=True)
+def _public_schema_after_each_test():
+    yield
+    connection.set_schema_to_public()
+
+
+@pytest.fixture
+def tenant_a(db) -> Tenant:
+    return Tenant.objects.get(schema_name="tenant_a")
+
+
+@pytest.fixture
+def tenant_b(db) -> Tenant:
+    return Tenant.objects.get(schema_name="tenant_b")
+
+
+@pytest.fixture
+def in_tenant_a(tenant_a):
+    connection.set_tenant(tenant_a)
+    yield tenant_a
+    connection.set_schema_to_public()
+
+
+@pytest.fixture
+def in_tenant_b(tenant_b):
+    connection.set_tenant(tenant_b)
+    yield tenant_b
+    connection.set_schema_to_public()
+
+
+def logged_in_client(tenant: Tenant, host: str, username: str) -> Client:
+    client = Client(HTTP_HOST=host)
+    connection.set_tenant(tenant)  # the session row is written in the tenant's schema
+    client.force_login(get_user_model().objects.get(username=username))
+    connection.set_schema_to_public()
+    return client
+
+
+@pytest.fixture
+def alice_client(tenant_a) -> Client:
+    return logged_in_client(tenant_a, HOST_A, "alice")
+
+
+@pytest.fixture
+def charlie_client(tenant_b) -> Client:
+    return logged_in_client(tenant_b, HOST_B, "charlie")
+
+
+def start_worker(extra_env: dict[str, str] | None = None) -> subprocess.Popen:
+    """A real Celery worker process working on the test database and test queue."""
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "chatbot.settings_test",
+        "PARLEY_TEST_WORKER": "1",
+        **(extra_env or {}),
+    }
+    return subprocess.Popen(
+        [
+            sys.executable, "-m", "celery", "-A", "chatbot", "worker",
+            "--queues", settings.CELERY_TASK_DEFAULT_QUEUE,
+            "--concurrency", "1", "--loglevel", "WARNING", "--without-mingle", "--without-gossip",
+        ],
+        cwd=BASE_DIR,
+        env=env,
+    )
+
+
+def wait_for_worker(app, broker_url: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with app.connection_for_write(broker_url) as conn:
+            if app.control.ping(timeout=0.5, connection=conn, limit=1):
+                return
+    raise TimeoutError("the Celery worker did not answer within %ss" % timeout)
+
+
+def stop_worker(worker: subprocess.Popen) -> None:
+    worker.terminate()
+    try:
+        worker.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        worker.kill()
+
+
+@pytest.fixture(scope="session")
+def celery_worker(django_db_setup):
+    from chatbot.celery import app
+
+    worker = start_worker()
+    try:
+        wait_for_worker(app, settings.CELERY_BROKER_URL)
+        yield worker
+    finally:
+        stop_worker(worker)
+
+
+@pytest.fixture
+def committed_session(django_db_blocker):
+    """Session cookies for WebSocket tests. Consumers reach the DB through
+    `database_sync_to_async`, which closes a connection that sits in a transaction, so these
+    tests run outside the per-test transaction on rows committed here and removed after."""
+    from django.contrib.sessions.backends.db import SessionStore
+
+    made: list[tuple[str, str]] = []
+
+    def make(schema: str, username: str) -> str:
+        from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
+
+        with django_db_blocker.unblock(), schema_context(schema):
+            user = get_user_model().objects.get(username=username)
+            store = SessionStore()
+            store[SESSION_KEY] = str(user.pk)
+            store[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
+            store[HASH_SESSION_KEY] = user.get_session_auth_hash()
+            store.create()
+        made.append((schema, store.session_key))
+        return f"{settings.SESSION_COOKIE_NAME}={store.session_key}"
+
+    yield make
+    with django_db_blocker.unblock():
+        for schema, key in made:
+            with schema_context(schema):
+                SessionStore(key).delete()

@@ -1,0 +1,1 @@
+"""Widget settings (models come with the visitor issue)."""
