@@ -10,6 +10,7 @@ read the default URLs from it before Django is set up.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pwd
 import shutil
@@ -54,7 +55,9 @@ def _wait_for_port(name: str, port: int, log: Path, timeout: float = 60.0) -> No
             return
         time.sleep(0.2)
     tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
-    raise EmbeddedServiceError(f"{name} did not start on port {port} within {timeout:.0f}s.\n{tail}")
+    raise EmbeddedServiceError(
+        f"{name} did not start on port {port} within {timeout:.0f}s.\n{tail}"
+    )
 
 
 def _pid_alive(pid: int) -> bool:
@@ -108,7 +111,7 @@ class Service:
 
     def _spawn(self, argv: list[str], **kwargs: object) -> None:
         with open(self.log, "ab") as log:
-            proc = subprocess.Popen(  # noqa: S603 - fixed argv of our own binaries
+            proc = subprocess.Popen(
                 argv,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -127,10 +130,8 @@ class Service:
             deadline = time.monotonic() + 20
             while _pid_alive(pid) and time.monotonic() < deadline:
                 time.sleep(0.1)
-                try:  # reap our own child if it is one
+                with contextlib.suppress(ChildProcessError):  # reap it if it is our child
                     os.waitpid(pid, os.WNOHANG)
-                except ChildProcessError:
-                    pass
             if _pid_alive(pid):
                 os.kill(pid, signal.SIGKILL)
         self.pidfile.unlink(missing_ok=True)
@@ -153,7 +154,7 @@ class PostgresService(Service):
             except KeyError:
                 continue
         else:
-            subprocess.run(["useradd", "-M", "-s", "/bin/false", "pgserver"], check=True)  # noqa: S607
+            subprocess.run(["useradd", "-M", "-s", "/bin/false", "pgserver"], check=True)
             entry = pwd.getpwnam("pgserver")
         for path in (self.directory, *self.directory.parents):
             if path == Path("/"):
@@ -172,7 +173,7 @@ class PostgresService(Service):
     def _launch(self) -> None:
         as_user = self._run_as()
         if not (self.datadir / "PG_VERSION").exists():
-            subprocess.run(  # noqa: S603
+            subprocess.run(
                 [
                     self._bin("initdb"),
                     "-D",
@@ -216,8 +217,8 @@ class PostgresService(Service):
     def _create_database(self) -> None:
         psql = [self._bin("psql"), "-h", HOST, "-p", str(self.port), "-U", "postgres", "-tA"]
         for _ in range(50):
-            exists = subprocess.run(  # noqa: S603
-                [*psql, "-c", f"SELECT 1 FROM pg_database WHERE datname = '{PG_DATABASE}'"],
+            exists = subprocess.run(
+                [*psql, "-c", f"SELECT 1 FROM pg_database WHERE datname = '{PG_DATABASE}'"],  # noqa: S608
                 capture_output=True,
                 text=True,
             )
@@ -225,7 +226,7 @@ class PostgresService(Service):
                 break
             time.sleep(0.2)  # accepting TCP before it accepts logins
         if exists.stdout.strip() != "1":
-            subprocess.run([*psql, "-c", f"CREATE DATABASE {PG_DATABASE}"], check=True)  # noqa: S603
+            subprocess.run([*psql, "-c", f"CREATE DATABASE {PG_DATABASE}"], check=True)
 
 
 class RedisService(Service):

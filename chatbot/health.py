@@ -45,7 +45,7 @@ def check_celery(timeout: float) -> str | None:
     from chatbot.celery import app
 
     # A fresh connection per check: a dead broker must fail fast instead of retrying.
-    with app.connection_for_write(settings.CELERY_BROKER_URL) as conn:
+    with app.connection_for_write() as conn:
         conn.ensure_connection(max_retries=1, timeout=timeout)
         replies = app.control.ping(timeout=timeout, connection=conn, limit=1)
     if not replies:

@@ -32,3 +32,9 @@ DATABASES["default"]["TEST"] = {"NAME": f"test_{DATABASES['default']['NAME']}"}
 if os.environ.get("PARLEY_TEST_WORKER"):
     # A worker process started by the test suite works on the test database.
     DATABASES["default"]["NAME"] = DATABASES["default"]["TEST"]["NAME"]
+
+# No collectstatic before tests: plain static URLs instead of the manifest's hashed names.
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}

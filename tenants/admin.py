@@ -29,9 +29,7 @@ class TenantAdmin(admin.ModelAdmin):
 
     @admin.display(description="Hosts")
     def hosts(self, obj: Tenant) -> str:
-        return format_html(
-            "{}", ", ".join(domain.domain for domain in obj.domains.all())
-        )
+        return format_html("{}", ", ".join(domain.domain for domain in obj.domains.all()))
 
 
 @admin.register(Domain, site=platform_admin)

@@ -3,7 +3,7 @@
 HTTP requests get their tenant from django-tenants' middleware; WebSockets need our own.
 The schema lives on the DB connection of whatever thread runs the query, and asgiref runs
 every `database_sync_to_async` call on one shared thread, so each sync function below sets
-its own schema (see ARCHITECTURE.md, "Channels × django-tenants").
+its own schema (see ARCHITECTURE.md, "Channels x django-tenants").
 """
 
 from __future__ import annotations

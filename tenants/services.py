@@ -15,7 +15,9 @@ from django_tenants.utils import get_public_schema_name, schema_context
 from tenants.models import Domain, Tenant
 
 SCHEMA_RE = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
-HOST_RE = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$")
+HOST_RE = re.compile(
+    r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$"
+)
 RESERVED_SCHEMAS = {"public", "information_schema", "pg_catalog", "pg_toast"}
 
 

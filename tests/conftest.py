@@ -102,22 +102,33 @@ def start_worker(extra_env: dict[str, str] | None = None) -> subprocess.Popen:
     }
     return subprocess.Popen(
         [
-            sys.executable, "-m", "celery", "-A", "chatbot", "worker",
-            "--queues", settings.CELERY_TASK_DEFAULT_QUEUE,
-            "--concurrency", "1", "--loglevel", "WARNING", "--without-mingle", "--without-gossip",
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "chatbot",
+            "worker",
+            "--queues",
+            settings.CELERY_TASK_DEFAULT_QUEUE,
+            "--concurrency",
+            "1",
+            "--loglevel",
+            os.environ.get("PARLEY_TEST_WORKER_LOGLEVEL", "WARNING"),
+            "--without-mingle",
+            "--without-gossip",
         ],
         cwd=BASE_DIR,
         env=env,
     )
 
 
-def wait_for_worker(app, broker_url: str, timeout: float = 60) -> None:
+def wait_for_worker(app, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        with app.connection_for_write(broker_url) as conn:
+        with app.connection_for_write() as conn:
             if app.control.ping(timeout=0.5, connection=conn, limit=1):
                 return
-    raise TimeoutError("the Celery worker did not answer within %ss" % timeout)
+    raise TimeoutError(f"the Celery worker did not answer within {timeout}s")
 
 
 def stop_worker(worker: subprocess.Popen) -> None:
@@ -134,7 +145,7 @@ def celery_worker(django_db_setup):
 
     worker = start_worker()
     try:
-        wait_for_worker(app, settings.CELERY_BROKER_URL)
+        wait_for_worker(app)
         yield worker
     finally:
         stop_worker(worker)

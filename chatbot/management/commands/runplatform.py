@@ -85,7 +85,7 @@ class Command(BaseCommand):
         env["PATH"] = f"{python.parent}{os.pathsep}{env['PATH']}"
         for name, url in embedded.DEFAULT_URLS.items():
             env.setdefault(name, url)  # the children reach the very services started here
-        honcho = subprocess.Popen(  # noqa: S603
+        honcho = subprocess.Popen(
             [str(python.parent / "honcho"), "-f", str(procfile), "start"],
             cwd=settings.BASE_DIR,
             env=env,
