@@ -3,6 +3,7 @@ Chroma of a zero-configuration install (see chatbot/embedded.py)."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
