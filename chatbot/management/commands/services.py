@@ -4,6 +4,7 @@ Chroma of a zero-configuration install (see chatbot/embedded.py)."""
 from __future__ import annotations
 
 import os
+import os
 import subprocess
 import sys
 
@@ -39,7 +40,10 @@ class Command(BaseCommand):
                 raise CommandError("exec needs a command: services exec -- pytest -x")
             started = embedded.start_unconfigured(echo)
             try:
-                code = subprocess.call(options["argv"])
+                # manage.py put its own DJANGO_SETTINGS_MODULE in the environment; the command
+                # (pytest, with its own settings module) must not inherit it.
+                env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
+                code = subprocess.call(options["argv"], env=env)
             finally:
                 embedded.stop(started)
             sys.exit(code)
