@@ -135,6 +135,7 @@ TENANT_APPS = [
     "django.contrib.admin",
     "django.contrib.sessions",
     "django.contrib.messages",
+    "django.contrib.postgres",
     "chatbot",
     "knowledge",
     "conversations",
@@ -270,6 +271,22 @@ SPECTACULAR_SETTINGS = {
 }
 
 PARLEY_HEALTH_TIMEOUT = float(_int("PARLEY_HEALTH_TIMEOUT_MS", 2000)) / 1000
+
+# --- Knowledge --------------------------------------------------------------------------
+PARLEY_MAX_UPLOAD_BYTES = _int("PARLEY_MAX_UPLOAD_MB", 50) * 1024 * 1024
+# A batch upload may carry several files at the limit; Django checks non-file fields only.
+DATA_UPLOAD_MAX_NUMBER_FILES = _int("PARLEY_MAX_UPLOAD_FILES", 100)
+FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
+# Offline: no telemetry, no model hub (unstructured, Chroma, Hugging Face).
+for _var, _value in {
+    "DO_NOT_TRACK": "1",
+    "SCARF_NO_ANALYTICS": "1",
+    "ANONYMIZED_TELEMETRY": "False",
+    "HF_HUB_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    "UNSTRUCTURED_DISABLE_NOTICE": "1",
+}.items():
+    os.environ.setdefault(_var, _value)
 
 LOGGING = {
     "version": 1,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import socket
 import subprocess
 import tempfile
@@ -74,6 +75,7 @@ def test_healthz_turns_503_naming_redis_and_recovers(db, client, settings):
         assert client.get("/healthz").status_code == 200
 
         redis_proc.terminate()
+        shutil.rmtree(directory, ignore_errors=True)
         redis_proc.wait(timeout=10)
         response = client.get("/healthz")
         assert response.status_code == 503
@@ -93,3 +95,4 @@ def test_healthz_turns_503_naming_redis_and_recovers(db, client, settings):
         app.close()
         stop_worker(worker)
         redis_proc.terminate()
+        shutil.rmtree(directory, ignore_errors=True)
