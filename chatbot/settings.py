@@ -273,6 +273,8 @@ SPECTACULAR_SETTINGS = {
 PARLEY_HEALTH_TIMEOUT = float(_int("PARLEY_HEALTH_TIMEOUT_MS", 2000)) / 1000
 
 # --- Knowledge --------------------------------------------------------------------------
+# Chroma collections are named <prefix>_<schema>_kb<id>; the test suite uses its own prefix.
+PARLEY_CHROMA_PREFIX = "parley"
 PARLEY_MAX_UPLOAD_BYTES = _int("PARLEY_MAX_UPLOAD_MB", 50) * 1024 * 1024
 # A batch upload may carry several files at the limit; Django checks non-file fields only.
 DATA_UPLOAD_MAX_NUMBER_FILES = _int("PARLEY_MAX_UPLOAD_FILES", 100)
@@ -287,6 +289,8 @@ for _var, _value in {
     "UNSTRUCTURED_DISABLE_NOTICE": "1",
 }.items():
     os.environ.setdefault(_var, _value)
+# The local embedder's ONNX export is made once from the packaged weights and kept here.
+os.environ.setdefault("PARLEY_MODEL_CACHE", str(embedded.VAR_DIR / "models"))
 
 LOGGING = {
     "version": 1,

@@ -25,7 +25,7 @@ CHANNEL_LAYERS = {
     }
 }
 CELERY_BROKER_URL = CELERY_RESULT_BACKEND = REDIS_URL
-CELERY_TASK_DEFAULT_QUEUE = "parley-test"
+CELERY_TASK_DEFAULT_QUEUE = os.environ.get("PARLEY_TEST_CELERY_QUEUE", "parley-test")
 
 DATABASES["default"]["CONN_MAX_AGE"] = 0
 DATABASES["default"]["TEST"] = {"NAME": f"test_{DATABASES['default']['NAME']}"}
@@ -38,3 +38,5 @@ STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
+
+PARLEY_CHROMA_PREFIX = "parleytest"

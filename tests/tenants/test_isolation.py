@@ -86,7 +86,7 @@ def test_alice_socket_pongs_through_the_channel_layer(committed_session, django_
     assert reply == {"type": "pong", "tenant": "tenant_a", "user": "alice", "echo": "hi"}
 
 
-def test_anonymous_socket_is_closed(django_db_blocker):
+def test_anonymous_socket_is_closed(django_db_setup, django_db_blocker):
     with django_db_blocker.unblock():
         connected, code, _ = ws_connect(HOST_A)
     assert connected is False and code == 4401
@@ -99,13 +99,13 @@ def test_unknown_host_gets_404_over_http(db, client):
     assert response.json()["error"]["code"] == "not_found"
 
 
-def test_unknown_host_gets_a_closed_socket(django_db_blocker):
+def test_unknown_host_gets_a_closed_socket(django_db_setup, django_db_blocker):
     with django_db_blocker.unblock():
         connected, code, _ = ws_connect("nobody.localhost")
     assert connected is False and code == 4404
 
 
-def test_public_host_socket_is_closed(django_db_blocker):
+def test_public_host_socket_is_closed(django_db_setup, django_db_blocker):
     with django_db_blocker.unblock():
         connected, code, _ = ws_connect("localhost")
     assert connected is False and code == 4404

@@ -4,7 +4,6 @@ Chroma of a zero-configuration install (see chatbot/embedded.py)."""
 from __future__ import annotations
 
 import os
-import os
 import subprocess
 import sys
 
