@@ -221,6 +221,10 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 CELERY_TASK_DEFAULT_QUEUE = _read("PARLEY_CELERY_QUEUE", "parley")
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# Synced into django-celery-beat's tables at beat start (editable in the platform admin).
+CELERY_BEAT_SCHEDULE = {
+    "sync-due-web-sources": {"task": "knowledge.tasks.sync_due_sources", "schedule": 900.0},
+}
 CELERY_TIMEZONE = "UTC"
 
 # --- Auth, i18n, static -----------------------------------------------------------------
@@ -273,6 +277,11 @@ SPECTACULAR_SETTINGS = {
 PARLEY_HEALTH_TIMEOUT = float(_int("PARLEY_HEALTH_TIMEOUT_MS", 2000)) / 1000
 
 # --- Knowledge --------------------------------------------------------------------------
+# Fetching user-supplied URLs: networks the SSRF guard lets through (intranets, tests).
+PARLEY_FETCH_ALLOWED_NETWORKS = _read("PARLEY_FETCH_ALLOWED_NETWORKS")
+PARLEY_FETCH_HOST_CONCURRENCY = _int("PARLEY_FETCH_HOST_CONCURRENCY", 2)
+PARLEY_FETCH_HOST_DELAY = float(_read("PARLEY_FETCH_HOST_DELAY_MS") or 250) / 1000
+PARLEY_FETCH_MAX_BYTES = _int("PARLEY_FETCH_MAX_MB", 20) * 1024 * 1024
 # Chroma collections are named <prefix>_<schema>_kb<id>; the test suite uses its own prefix.
 PARLEY_CHROMA_PREFIX = "parley"
 PARLEY_MAX_UPLOAD_BYTES = _int("PARLEY_MAX_UPLOAD_MB", 50) * 1024 * 1024

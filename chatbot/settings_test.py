@@ -28,7 +28,10 @@ CELERY_BROKER_URL = CELERY_RESULT_BACKEND = REDIS_URL
 CELERY_TASK_DEFAULT_QUEUE = os.environ.get("PARLEY_TEST_CELERY_QUEUE", "parley-test")
 
 DATABASES["default"]["CONN_MAX_AGE"] = 0
-DATABASES["default"]["TEST"] = {"NAME": f"test_{DATABASES['default']['NAME']}"}
+# Two suites may run side by side (a fresh clone's CI, a developer) with their own names.
+DATABASES["default"]["TEST"] = {
+    "NAME": os.environ.get("PARLEY_TEST_DB_NAME", f"test_{DATABASES['default']['NAME']}")
+}
 if os.environ.get("PARLEY_TEST_WORKER"):
     # A worker process started by the test suite works on the test database.
     DATABASES["default"]["NAME"] = DATABASES["default"]["TEST"]["NAME"]
@@ -39,4 +42,4 @@ STORAGES = {
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
 
-PARLEY_CHROMA_PREFIX = "parleytest"
+PARLEY_CHROMA_PREFIX = os.environ.get("PARLEY_TEST_CHROMA_PREFIX", "parleytest")

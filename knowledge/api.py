@@ -9,7 +9,7 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import ValidationError
+from rest_framework.exceptions import APIException, ValidationError
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -65,9 +65,11 @@ class SourceSerializer(serializers.ModelSerializer):
     class Meta:
         model = Source
         fields = [
-            "id", "knowledge_base", "kind", "title", "status", "progress", "documents_total",
-            "documents_done", "documents_failed", "chunks", "error", "created_at",
-            "updated_at", "started_at", "finished_at",
+            "id", "knowledge_base", "kind", "title", "config", "status", "progress",
+            "documents_total", "documents_done", "documents_failed", "chunks",
+            "documents_fetched", "documents_indexed", "documents_unchanged",
+            "documents_removed", "error", "schedule", "cancel_requested", "last_synced_at",
+            "created_at", "updated_at", "started_at", "finished_at",
         ]  # fmt: skip
         read_only_fields = fields
 
@@ -76,8 +78,8 @@ class DocumentSerializer(serializers.ModelSerializer):
     class Meta:
         model = Document
         fields = [
-            "id", "source", "title", "url", "mime_type", "status", "error", "size",
-            "chunk_count", "content_hash", "metadata", "created_at", "updated_at",
+            "id", "source", "title", "url", "mime_type", "status", "outcome", "error", "size",
+            "chunk_count", "content_hash", "metadata", "fetched_at", "created_at", "updated_at",
         ]  # fmt: skip
         read_only_fields = fields
 
@@ -88,16 +90,28 @@ class QAPairSerializer(serializers.Serializer):
 
 
 class NewSourceSerializer(serializers.Serializer):
-    kind = serializers.ChoiceField(choices=["text", "qa"])
+    kind = serializers.ChoiceField(choices=["text", "qa", "url", "urls", "sitemap", "crawl"])
     title = serializers.CharField(required=False, allow_blank=True, max_length=500, default="")
     text = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False)
     pairs = QAPairSerializer(many=True, required=False)
+    url = serializers.CharField(required=False, max_length=2048)
+    urls = serializers.ListField(child=serializers.CharField(max_length=2048), required=False)
+    max_pages = serializers.IntegerField(required=False, min_value=1, max_value=50_000)
+    max_depth = serializers.IntegerField(required=False, min_value=0, max_value=20)
+    include = serializers.ListField(child=serializers.CharField(max_length=500), required=False)
+    exclude = serializers.ListField(child=serializers.CharField(max_length=500), required=False)
+    schedule = serializers.ChoiceField(choices=["off", "daily", "weekly"], default="off")
 
     def validate(self, attrs: dict) -> dict:
-        if attrs["kind"] == "text" and not (attrs.get("text") or "").strip():
+        kind = attrs["kind"]
+        if kind == "text" and not (attrs.get("text") or "").strip():
             raise serializers.ValidationError({"text": "A text source needs text."})
-        if attrs["kind"] == "qa" and not attrs.get("pairs"):
+        if kind == "qa" and not attrs.get("pairs"):
             raise serializers.ValidationError({"pairs": "A qa source needs pairs."})
+        if kind in {"url", "sitemap", "crawl"} and not attrs.get("url"):
+            raise serializers.ValidationError({"url": f"A {kind} source needs a url."})
+        if kind == "urls" and not attrs.get("urls"):
+            raise serializers.ValidationError({"urls": "A urls source needs urls."})
         return attrs
 
 
@@ -162,6 +176,10 @@ class KnowledgeBaseViewSet(viewsets.ModelViewSet):
         try:
             if data["kind"] == "text":
                 source = services.add_text_source(kb, data.get("title", ""), data["text"])
+            elif data["kind"] in Source.WEB_KINDS:
+                source = services.add_web_source(
+                    kb, data["kind"], data, data.get("title", ""), data["schedule"]
+                )
             else:
                 pairs = [dict(pair) for pair in data["pairs"]]
                 source = services.add_qa_source(kb, pairs, data.get("title", ""))
@@ -237,7 +255,29 @@ class SourceViewSet(mixins.RetrieveModelMixin, mixins.DestroyModelMixin, viewset
     @extend_schema(request=None, responses={202: SourceSerializer})
     @action(detail=True, methods=["post"])
     def reingest(self, request: Request, pk: str | None = None) -> Response:
+        """Run the source again; unchanged documents re-embed nothing."""
         source = self.get_object()
         services.reingest(source)
         source.refresh_from_db()
         return Response(SourceSerializer(source).data, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(request=None, responses={202: SourceSerializer})
+    @action(detail=True, methods=["post"])
+    def sync(self, request: Request, pk: str | None = None) -> Response:
+        """Sync a web source now (conditional requests: unchanged pages cost nothing)."""
+        return self.reingest(request, pk)
+
+    @extend_schema(request=None, responses={202: SourceSerializer, 409: None})
+    @action(detail=True, methods=["post"])
+    def cancel(self, request: Request, pk: str | None = None) -> Response:
+        source = self.get_object()
+        if not services.cancel(source):
+            raise Conflict("The source is not running.")
+        source.refresh_from_db()
+        return Response(SourceSerializer(source).data, status=status.HTTP_202_ACCEPTED)
+
+
+class Conflict(APIException):
+    status_code = status.HTTP_409_CONFLICT
+    default_detail = "Conflict."
+    default_code = "conflict"

@@ -65,6 +65,14 @@ class Source(models.Model):
         READY = "ready"
         PARTIAL = "partial"
         FAILED = "failed"
+        CANCELLED = "cancelled"
+
+    class Schedule(models.TextChoices):
+        OFF = "off", "Off"
+        DAILY = "daily", "Daily"
+        WEEKLY = "weekly", "Weekly"
+
+    WEB_KINDS = frozenset({Kind.URL, Kind.URLS, Kind.SITEMAP, Kind.CRAWL})
 
     knowledge_base = models.ForeignKey(
         KnowledgeBase, on_delete=models.CASCADE, related_name="sources"
@@ -79,7 +87,15 @@ class Source(models.Model):
     documents_done = models.PositiveIntegerField(default=0)
     documents_failed = models.PositiveIntegerField(default=0)
     chunks = models.PositiveIntegerField(default=0)
+    # Web sources, per sync: pages fetched, (re-)indexed, unchanged, and gone since last time.
+    documents_fetched = models.PositiveIntegerField(default=0)
+    documents_indexed = models.PositiveIntegerField(default=0)
+    documents_unchanged = models.PositiveIntegerField(default=0)
+    documents_removed = models.PositiveIntegerField(default=0)
     error = models.TextField(blank=True)
+    schedule = models.CharField(max_length=8, choices=Schedule, default=Schedule.OFF)
+    cancel_requested = models.BooleanField(default=False)
+    last_synced_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     started_at = models.DateTimeField(null=True, blank=True)
@@ -91,6 +107,10 @@ class Source(models.Model):
 
     def __str__(self) -> str:
         return self.title or f"{self.get_kind_display()} #{self.pk}"
+
+    @property
+    def is_web(self) -> bool:
+        return self.kind in self.WEB_KINDS
 
     @property
     def progress(self) -> int:
@@ -122,6 +142,14 @@ class Document(models.Model):
         FAILED = "failed"
         EMPTY = "empty"  # parsed fine but held no text worth indexing
 
+    class Outcome(models.TextChoices):
+        """What the latest sync did with the document."""
+
+        NONE = "", "—"
+        INDEXED = "indexed"
+        UNCHANGED = "unchanged"
+        FAILED = "failed"
+
     source = models.ForeignKey(Source, on_delete=models.CASCADE, related_name="documents")
     # Stable key of the document within its source (URL, file name, pair number): re-running
     # the source finds the same rows instead of adding new ones.
@@ -135,6 +163,14 @@ class Document(models.Model):
     size = models.PositiveBigIntegerField(default=0)
     chunk_count = models.PositiveIntegerField(default=0)
     metadata = models.JSONField(default=dict, blank=True)
+    outcome = models.CharField(max_length=16, choices=Outcome, default=Outcome.NONE, blank=True)
+    # Web pages: the fetched body waiting to be processed (cleared once indexed), and the
+    # validators for conditional re-fetches.
+    raw_body = models.BinaryField(null=True, blank=True, editable=False)
+    raw_content_type = models.CharField(max_length=128, blank=True)
+    etag = models.CharField(max_length=512, blank=True)
+    last_modified = models.CharField(max_length=64, blank=True)
+    fetched_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -82,11 +82,57 @@ def sync_documents(source: Source) -> list[int]:
     return list(source.documents.values_list("id", flat=True))
 
 
-def load(doc: Document) -> Loaded:
+class NothingFetched(Exception):
+    """A web document with no fetched body and no index yet: it needs a sync."""
+
+
+def load_web(doc: Document, kb: KnowledgeBase) -> Loaded | None:
+    """A fetched page or linked document. None when there is no new body (already indexed)."""
+    from knowledge.parsing import parse_document
+    from knowledge.web.content import DOCUMENT_TYPES
+    from knowledge.web.extract import extract_html
+
+    body = bytes(doc.raw_body) if doc.raw_body is not None else b""
+    if not body:
+        if doc.status == Document.Status.READY:
+            return None
+        raise NothingFetched("Nothing was fetched for this page; sync the source again.")
+    if doc.raw_content_type in DOCUMENT_TYPES:
+        name = doc.metadata.get("filename") or "document"
+
+        def parse():  # type: ignore[no-untyped-def]
+            parsed = parse_document(body, name, max_bytes=settings.PARLEY_MAX_UPLOAD_BYTES)
+            return parsed.title, parsed.mime_type, parsed.elements
+
+        return Loaded(content_hash(kb, body), len(body), doc.raw_content_type, parse)
+    page = extract_html(body, doc.url)
+    if page.empty_reason:
+        reasons = {
+            "javascript_only": "The page shows nothing without JavaScript.",
+            "login_wall": "The page is behind a login.",
+            "no_content": "The page has no main content.",
+        }
+        return Loaded(
+            content_hash(kb, b"empty", page.empty_reason.encode()), len(body), "text/html",
+            lambda: (page.title, "text/html", []),
+            metadata={"empty_reason": reasons.get(page.empty_reason, page.empty_reason)},
+        )  # fmt: skip
+    # The extracted text is hashed, not the HTML: a changed ad or date stamp re-embeds nothing.
+    digest = content_hash(kb, page.title.encode(), page.text.encode())
+    images = [{"url": i.url, "alt": i.alt, "caption": i.caption} for i in page.images]
+    return Loaded(
+        digest, len(body), "text/html", lambda: (page.title, "text/html", page.elements),
+        metadata={"extraction": page.method, "images": images},
+    )  # fmt: skip
+
+
+def load(doc: Document) -> Loaded | None:
     from knowledge import chunking
 
     source = doc.source
     kb = source.knowledge_base
+    if source.is_web:
+        return load_web(doc, kb)
     if source.kind == Source.Kind.FILE:
         stored = source.file
         data = bytes(stored.data)
@@ -150,7 +196,12 @@ def process(doc: Document) -> bool:
     kb = doc.source.knowledge_base
     collection = kb.collection_name
     loaded = load(doc)
-    if doc.status == Document.Status.READY and doc.content_hash == loaded.content_hash:
+    if loaded is None or (
+        doc.status == Document.Status.READY and doc.content_hash == loaded.content_hash
+    ):
+        Document.objects.filter(pk=doc.pk).update(
+            outcome=Document.Outcome.UNCHANGED, raw_body=None, updated_at=timezone.now()
+        )
         return False
     Document.objects.filter(pk=doc.pk).update(
         status=Document.Status.PROCESSING, updated_at=timezone.now()
@@ -188,7 +239,14 @@ def process(doc: Document) -> bool:
         doc.content_hash = loaded.content_hash
         doc.chunk_count = len(ids)
         doc.status = Document.Status.READY if ids else Document.Status.EMPTY
-        doc.error = "" if ids else "No text worth indexing was found in this document."
+        doc.error = (
+            ""
+            if ids
+            else loaded.metadata.get("empty_reason") or "No text worth indexing was found."
+        )
+        doc.outcome = Document.Outcome.INDEXED
+        doc.raw_body = None
+        doc.metadata = {**doc.metadata, **loaded.metadata}
         doc.save()
         transaction.on_commit(lambda: index.delete(collection, stale))
     return True
@@ -196,7 +254,10 @@ def process(doc: Document) -> bool:
 
 def mark_failed(doc: Document, message: str) -> None:
     Document.objects.filter(pk=doc.pk).update(
-        status=Document.Status.FAILED, error=message[:2000], updated_at=timezone.now()
+        status=Document.Status.FAILED,
+        outcome=Document.Outcome.FAILED,
+        error=message[:2000],
+        updated_at=timezone.now(),
     )
 
 

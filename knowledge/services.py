@@ -6,6 +6,7 @@ import csv
 import hashlib
 import io
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import numpy as np
@@ -169,9 +170,69 @@ def add_file_sources(kb: KnowledgeBase, files: list[tuple[str, bytes]]) -> list[
     return outcomes
 
 
+def add_web_source(
+    kb: KnowledgeBase, kind: str, data: dict[str, Any], title: str = "", schedule: str = "off"
+) -> Source:
+    """A url, urls, sitemap or crawl source; every URL passes the SSRF guard first."""
+    from knowledge.web_sources import web_config
+
+    if kind not in Source.WEB_KINDS:
+        raise ValidationError({"kind": f"Not a web source kind: {kind!r}."})
+    if schedule not in Source.Schedule.values:
+        raise ValidationError({"schedule": "Use off, daily or weekly."})
+    try:
+        config = web_config(kind, data)
+    except ValueError as exc:
+        raise ValidationError({"url": str(exc)}) from None
+    default_title = config.get("url") or f"{len(config.get('urls', []))} pages"
+    with transaction.atomic():
+        source = Source.objects.create(
+            knowledge_base=kb,
+            kind=kind,
+            title=(title.strip() or default_title)[:500],
+            config=config,
+            schedule=schedule,
+        )
+        start_ingest(source)
+    return source
+
+
 def reingest(source: Source) -> None:
-    Source.objects.filter(pk=source.pk).update(status=Source.Status.PENDING, error="")
+    """Run the source again ("Sync now" for web sources): unchanged documents are skipped."""
+    Source.objects.filter(pk=source.pk).update(
+        status=Source.Status.PENDING, error="", cancel_requested=False
+    )
     start_ingest(source)
+
+
+sync_source = reingest
+
+
+def cancel(source: Source) -> bool:
+    """Ask a running sync to stop: the fetch phase and queued documents check the flag."""
+    if source.status not in {Source.Status.PENDING, Source.Status.RUNNING}:
+        return False
+    Source.objects.filter(pk=source.pk).update(cancel_requested=True)
+    return True
+
+
+SCHEDULE_INTERVALS = {
+    Source.Schedule.DAILY: timedelta(days=1),
+    Source.Schedule.WEEKLY: timedelta(days=7),
+}
+
+
+def due_sources() -> list[Source]:
+    """Web sources of the current tenant whose schedule says a sync is due."""
+    now = timezone.now()
+    due = []
+    for source in Source.objects.exclude(schedule=Source.Schedule.OFF).exclude(
+        status__in=[Source.Status.PENDING, Source.Status.RUNNING]
+    ):
+        last = source.last_synced_at or source.created_at
+        if now - last >= SCHEDULE_INTERVALS[source.schedule] - timedelta(minutes=5):
+            due.append(source)
+    return due
 
 
 def delete_source(source: Source) -> None:
@@ -198,8 +259,20 @@ def refresh_source(source_id: int) -> Source | None:
         source.documents_done = counts["done"]
         source.documents_failed = counts["failed"]
         source.chunks = Chunk.objects.filter(document__source=source).count()
+        outcomes = source.documents.aggregate(
+            indexed=Count("id", filter=Q(outcome=Document.Outcome.INDEXED)),
+            unchanged=Count("id", filter=Q(outcome=Document.Outcome.UNCHANGED)),
+        )
+        source.documents_indexed = outcomes["indexed"]
+        source.documents_unchanged = outcomes["unchanged"]
         finished = counts["done"] + counts["failed"]
-        if counts["total"] and finished < counts["total"]:
+        pending = source.documents.filter(
+            status__in=[Document.Status.PENDING, Document.Status.PROCESSING]
+        )
+        if source.cancel_requested:
+            source.status = Source.Status.CANCELLED
+            source.finished_at = source.finished_at or timezone.now()
+        elif counts["total"] and finished < counts["total"] and pending.exists():
             source.status = Source.Status.RUNNING
             source.finished_at = None
         else:

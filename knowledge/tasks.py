@@ -41,7 +41,13 @@ def ingest_source(self, source_id: int) -> None:  # type: ignore[no-untyped-def]
         status=Source.Status.RUNNING, started_at=timezone.now(), finished_at=None, error=""
     )
     try:
-        document_ids = pipeline.sync_documents(source)
+        if source.is_web:
+            from knowledge import web_sources
+
+            document_ids = web_sources.sync(source)
+            Source.objects.filter(pk=source_id).update(last_synced_at=timezone.now())
+        else:
+            document_ids = pipeline.sync_documents(source)
     except Exception as exc:
         if transient(exc) and self.request.retries < MAX_RETRIES:
             raise self.retry(exc=exc, countdown=backoff(self.request.retries)) from exc
@@ -64,9 +70,12 @@ def process_document(self, document_id: int) -> None:  # type: ignore[no-untyped
     doc = Document.objects.select_related("source__knowledge_base").filter(pk=document_id).first()
     if doc is None:
         return
+    if doc.source.cancel_requested:
+        services.refresh_source(doc.source_id)
+        return
     try:
         pipeline.process(doc)
-    except ParseError as exc:
+    except (ParseError, pipeline.NothingFetched) as exc:
         pipeline.mark_failed(doc, str(exc))
     except SoftTimeLimitExceeded:
         pipeline.mark_failed(doc, "Processing this document took too long (over 15 minutes).")
@@ -77,3 +86,21 @@ def process_document(self, document_id: int) -> None:  # type: ignore[no-untyped
         log.exception("document %s failed", document_id)
         pipeline.mark_failed(doc, f"Internal error while processing: {type(exc).__name__}: {exc}")
     services.refresh_source(doc.source_id)
+
+
+@app.task
+def sync_due_sources() -> int:
+    """Celery beat, in the public schema: queue the web sources of every tenant whose
+    schedule (daily, weekly) says they are due. Returns how many were queued."""
+    from django_tenants.utils import get_public_schema_name, schema_context
+
+    from tenants.models import Tenant
+
+    queued = 0
+    tenants = Tenant.objects.exclude(schema_name=get_public_schema_name()).filter(is_active=True)
+    for schema in tenants.values_list("schema_name", flat=True):
+        with schema_context(schema):
+            for source in services.due_sources():
+                services.sync_source(source)
+                queued += 1
+    return queued

@@ -138,9 +138,14 @@ class Crawler:
         self.exclude = compile_patterns(exclude)
         self.concurrency = concurrency
         self.result = CrawlResult()
-        self._seen_urls: set[str] = set()
+        self._seen_urls: set[str] = {start}
         self._seen_content: set[str] = set()
         self._seen_canonical: set[str] = set()
+        # Breadth-first position: the level being fetched, how far into it, its links.
+        self._level = [start]
+        self._depth = 0
+        self._position = 0
+        self._found: list[str] = []
 
     def wanted(self, url: str) -> bool:
         if any(match(url) for match in self.exclude):
@@ -148,26 +153,38 @@ class Crawler:
         return not self.include or any(match(url) for match in self.include)
 
     async def run(self) -> CrawlResult:
-        level = [self.start_url]
-        self._seen_urls.add(self.start_url)
-        for depth in range(self.max_depth + 1):
-            if not level:
-                break
-            found: list[str] = []
-            for start in range(0, len(level), self.concurrency):
-                if len(self.result.pages) >= self.max_pages:
-                    self.result.truncated = True
-                    return self.result
-                batch = level[start : start + self.concurrency]
-                fetched = await asyncio.gather(*(self._fetch(url, depth) for url in batch))
-                for page in fetched:
-                    found.extend(self._accept(page))
-            level = []
-            for url in found:
-                if url not in self._seen_urls and self._follows(url):
-                    self._seen_urls.add(url)
-                    level.append(url)
+        while await self.next_batch() is not None:
+            pass
         return self.result
+
+    async def next_batch(self) -> list[CrawledPage] | None:
+        """Fetch the next few pages; return those kept (maybe none), or None when the crawl
+        is over. Callers that store pages or may cancel drive the crawl with this, between
+        batches, from synchronous code (``asyncio.Runner``)."""
+        while self._position >= len(self._level):
+            if self._depth >= self.max_depth or not self._advance():
+                return None
+        if len(self.result.pages) >= self.max_pages:
+            self.result.truncated = True
+            return None
+        batch = self._level[self._position : self._position + self.concurrency]
+        self._position += len(batch)
+        fetched = await asyncio.gather(*(self._fetch(url, self._depth) for url in batch))
+        before = len(self.result.pages)
+        for page in fetched:
+            self._found.extend(self._accept(page))
+        return self.result.pages[before:]
+
+    def _advance(self) -> bool:
+        """Move to the next depth; False when it holds nothing to fetch."""
+        level = []
+        for url in self._found:
+            if url not in self._seen_urls and self._follows(url):
+                self._seen_urls.add(url)
+                level.append(url)
+        self._level, self._found, self._position = level, [], 0
+        self._depth += 1
+        return bool(level)
 
     def _follows(self, url: str) -> bool:
         if urlsplit(url).hostname != self.host or _SKIPPED_EXTENSIONS.search(urlsplit(url).path):
