@@ -76,7 +76,7 @@ def naive_baseline(urls: list[str]) -> tuple[float, int]:
         with urllib.request.urlopen(url, timeout=30) as response:
             text = trafilatura.extract(response.read().decode("utf-8", "replace")) or ""
         chunks += [text[i : i + 1000] for i in range(0, len(text), 1000)]
-    model.encode(chunks, batch_size=32, normalize_embeddings=True)
+    model.encode(chunks, batch_size=32, normalize_embeddings=True, show_progress_bar=False)
     return time.perf_counter() - started, len(chunks)
 
 

@@ -2,8 +2,9 @@
 documents and their chunks.
 
 Every write goes through ``knowledge.services`` (or ``pipeline.delete_document``), so the
-console, the API and the tasks share one path. Sources are added from a knowledge base's
-page (``admin_views``), never through a raw model form.
+console, the API and the tasks share one path; the one exception is a web source's sync
+schedule, the only field the source page edits. Sources are added from a knowledge base's
+page (``admin_views``, ``admin_web``), never through a raw model form.
 """
 
 from __future__ import annotations
@@ -20,10 +21,17 @@ from django.db.models.functions import Coalesce
 from django.http import HttpRequest, HttpResponse
 from django.template.defaultfilters import filesizeformat, truncatechars
 from django.urls import URLPattern, path, reverse
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString
 
-from knowledge import admin_views, pipeline, services
-from knowledge.admin_views import count_of, progress_bar, status_badge
+from knowledge import admin_views, admin_web, pipeline, services
+from knowledge.admin_views import (
+    DOCUMENT_BULK_FIELDS,
+    count_of,
+    external_link,
+    progress_bar,
+    status_badge,
+)
 from knowledge.models import Chunk, Document, KnowledgeBase, Source
 
 log = logging.getLogger(__name__)
@@ -31,6 +39,8 @@ ACTIVE = [Source.Status.PENDING, Source.Status.RUNNING]
 LISTED_SOURCES = 50
 CHUNKS_PER_PAGE = 100
 EDITABLE = {"name", "description", "chunk_tokens", "chunk_overlap", "embedder"}
+LISTED_URLS = 20
+LISTED_IMAGES = 200
 
 
 class KnowledgeMedia:
@@ -151,6 +161,11 @@ class KnowledgeBaseAdmin(admin.ModelAdmin):
                 view(admin_views.add_qa_view),
                 name="knowledge_knowledgebase_add_qa",
             ),
+            path(
+                "<int:kb_id>/add-website/",
+                view(admin_web.add_website_view),
+                name="knowledge_knowledgebase_add_website",
+            ),
             *super().get_urls(),
         ]
 
@@ -212,24 +227,43 @@ class KnowledgeBaseAdmin(admin.ModelAdmin):
 # --- Sources ----------------------------------------------------------------------------
 @admin.register(Source)
 class SourceAdmin(admin.ModelAdmin):
-    list_display = ["__str__", "kind", "knowledge_base", "status_display", "progress", "created_at"]
-    list_filter = ["kind", "status", "knowledge_base"]
+    list_display = [
+        "__str__",
+        "kind",
+        "knowledge_base",
+        "status_display",
+        "progress",
+        "schedule",
+        "created_at",
+    ]
+    list_filter = ["kind", "status", "schedule", "knowledge_base"]
     search_fields = ["title"]
-    actions = ["reingest"]
+    actions = ["reingest", "sync_now", "cancel"]
+    WEB_FIELDS = ("web_limits", "schedule", "last_synced_at")
     fields = [
         "title",
         "kind",
         "knowledge_base_link",
         "origin",
+        *WEB_FIELDS,
         "status_display",
         "progress",
         "created_at",
         "started_at",
         "finished_at",
     ]
-    readonly_fields = fields
     change_form_template = "admin/knowledge/source/change_form.html"
     Media = KnowledgeMedia
+
+    def get_fields(self, request: HttpRequest, obj: Source | None = None) -> list[str]:
+        if obj is not None and obj.is_web:
+            return self.fields
+        return [name for name in self.fields if name not in self.WEB_FIELDS]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Source | None = None) -> list[str]:
+        # A source's content is fixed (re-ingest or delete it instead); of a web source, the
+        # sync schedule alone can change.
+        return [name for name in self.fields if name != "schedule"]
 
     @admin.display(description="Status", ordering="status")
     def status_display(self, source: Source) -> str:
@@ -252,7 +286,34 @@ class SourceAdmin(admin.ModelAdmin):
             return f"{len(source.config.get('text', '')):,} characters of pasted text"
         if source.kind == Source.Kind.QA:
             return f"{len(source.config.get('pairs', []))} question/answer pair(s)"
-        return source.config.get("url", "") or "—"
+        if source.kind == Source.Kind.URLS:
+            return self._url_list(source.config.get("urls", []))
+        url = source.config.get("url", "")
+        return external_link(url) if url else "—"
+
+    def _url_list(self, urls: list[str]) -> SafeString:
+        shown = format_html_join(
+            "", "<li>{}</li>", ((external_link(u),) for u in urls[:LISTED_URLS])
+        )
+        more = len(urls) - LISTED_URLS
+        return format_html(
+            '{} URL(s)<ul class="parley-url-list">{}</ul>{}',
+            len(urls),
+            shown,
+            f"… and {more} more" if more > 0 else "",
+        )
+
+    @admin.display(description="Limits")
+    def web_limits(self, source: Source) -> str:
+        config = source.config
+        lines = []
+        if source.kind != Source.Kind.URL:
+            lines.append(f"Max pages: {config.get('max_pages') or 'default (500)'}")
+        if source.kind == Source.Kind.CRAWL:
+            lines.append(f"Max depth: {config.get('max_depth', 'default (3)')}")
+            for name in ("include", "exclude"):
+                lines.extend(f"{name.capitalize()}: {pattern}" for pattern in config.get(name, []))
+        return "\n".join(lines) or "—"  # escaped and line-broken by the admin
 
     def get_queryset(self, request: HttpRequest) -> QuerySet:
         # list_select_related is ignored once a queryset selects anything: name both here.
@@ -263,10 +324,16 @@ class SourceAdmin(admin.ModelAdmin):
         return False  # sources are added from their knowledge base's page
 
     def has_change_permission(self, request: HttpRequest, obj: Source | None = None) -> bool:
-        return False  # a source's content is fixed; re-ingest or delete it instead
+        if obj is not None and not obj.is_web:
+            return False  # nothing to edit: the page is view-only
+        return super().has_change_permission(request, obj)
 
     def has_reingest_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("knowledge.change_source")
+
+    def save_model(self, request: HttpRequest, obj: Source, form: Any, change: bool) -> None:
+        # Only the schedule: a sync running meanwhile owns the status and counters.
+        services.set_schedule(obj, form.cleaned_data["schedule"])
 
     @admin.action(description="Re-ingest the selected sources", permissions=["reingest"])
     def reingest(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse | None:
@@ -275,6 +342,43 @@ class SourceAdmin(admin.ModelAdmin):
             services.reingest(source)
             count += 1
         self.message_user(request, f"{count} source(s) queued for re-ingestion.", messages.SUCCESS)
+        return admin_views.return_to(request)
+
+    @admin.action(description="Sync the selected web sources now", permissions=["reingest"])
+    def sync_now(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse | None:
+        synced, skipped = 0, []
+        for source in queryset:
+            if not source.is_web:
+                skipped.append(str(source))
+                continue
+            services.sync_source(source)
+            synced += 1
+        if synced:
+            self.message_user(request, f"{synced} web source(s) queued for syncing.")
+        if skipped:
+            self.message_user(
+                request,
+                f"Not web sources (use Re-ingest): {', '.join(skipped)}.",
+                messages.WARNING,
+            )
+        return admin_views.return_to(request)
+
+    @admin.action(description="Cancel the selected running sources", permissions=["reingest"])
+    def cancel(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse | None:
+        cancelled, idle = 0, []
+        for source in queryset:
+            if services.cancel(source):
+                cancelled += 1
+            else:
+                idle.append(str(source))
+        if cancelled:
+            self.message_user(
+                request, f"{cancelled} source(s) asked to stop; they stop within moments."
+            )
+        if idle:
+            self.message_user(
+                request, f"Not running, nothing to cancel: {', '.join(idle)}.", messages.WARNING
+            )
         return admin_views.return_to(request)
 
     def delete_model(self, request: HttpRequest, obj: Source) -> None:
@@ -307,11 +411,12 @@ class SourceAdmin(admin.ModelAdmin):
     ) -> HttpResponse:
         source = self.get_object(request, unquote(object_id))
         if source is not None:
-            documents = source.documents.order_by("id").defer("metadata")
+            documents = source.documents.order_by("id").defer(*DOCUMENT_BULK_FIELDS)
             extra_context = {
                 **(extra_context or {}),
                 "source": source,
                 "can_reingest": self.has_reingest_permission(request),
+                "is_active": source.status in admin_views.ACTIVE,
                 "documents": documents[: admin_views.MAX_LISTED_DOCUMENTS],
                 "documents_count": documents.count(),
                 "documents_url": reverse("admin:knowledge_document_changelist")
@@ -324,28 +429,32 @@ class SourceAdmin(admin.ModelAdmin):
 # --- Documents --------------------------------------------------------------------------
 @admin.register(Document)
 class DocumentAdmin(admin.ModelAdmin):
+    WEB_FIELDS = ("fetched_at", "etag", "last_modified")
     list_display = [
         "__str__",
         "source",
         "status_display",
+        "outcome_display",
         "error_snippet",
         "chunk_count",
         "size_display",
         "mime_type",
     ]
-    list_filter = ["status", ("source", admin.RelatedOnlyFieldListFilter)]
+    list_filter = ["status", "outcome", ("source", admin.RelatedOnlyFieldListFilter)]
     list_select_related = ["source"]
     search_fields = ["title", "url"]
     fields = [
         "title",
         "source_link",
         "status_display",
+        "outcome",
         "error",
-        "url",
+        "url_link",
         "mime_type",
         "size_display",
         "chunk_count",
         "content_hash",
+        *WEB_FIELDS,
         "created_at",
         "updated_at",
     ]
@@ -354,11 +463,24 @@ class DocumentAdmin(admin.ModelAdmin):
     Media = KnowledgeMedia
 
     def get_queryset(self, request: HttpRequest) -> QuerySet:
-        return super().get_queryset(request).defer("metadata")
+        return super().get_queryset(request).defer(*DOCUMENT_BULK_FIELDS)
+
+    def get_fields(self, request: HttpRequest, obj: Document | None = None) -> list[str]:
+        if obj is not None and obj.fetched_at:
+            return self.fields
+        return [name for name in self.fields if name not in self.WEB_FIELDS]
 
     @admin.display(description="Status", ordering="status")
     def status_display(self, doc: Document) -> str:
         return status_badge(doc.status, doc.get_status_display())
+
+    @admin.display(description="Last sync", ordering="outcome")
+    def outcome_display(self, doc: Document) -> str:
+        return status_badge(doc.outcome, doc.get_outcome_display()) if doc.outcome else ""
+
+    @admin.display(description="URL")
+    def url_link(self, doc: Document) -> str:
+        return external_link(doc.url) if doc.url else "—"
 
     @admin.display(description="Error")
     def error_snippet(self, doc: Document) -> str:
@@ -407,5 +529,27 @@ class DocumentAdmin(admin.ModelAdmin):
             chunks = Chunk.objects.filter(document=doc).order_by("ordinal")
             chunks = chunks.only("id", "ordinal", "heading_path", "token_count", "page", "text")
             page = Paginator(chunks, CHUNKS_PER_PAGE).get_page(request.GET.get("chunks"))
-            extra_context = {**(extra_context or {}), "chunks_page": page}
+            images = page_images(doc.metadata)
+            extra_context = {
+                **(extra_context or {}),
+                "chunks_page": page,
+                "images": images[:LISTED_IMAGES],
+                "images_count": len(images),
+            }
         return super().change_view(request, object_id, form_url, extra_context)
+
+
+def page_images(metadata: Any) -> list[dict[str, Any]]:
+    """The images a web page's extraction kept (``metadata["images"]``), as plain strings for
+    the template to escape; ``is_http`` marks the URLs safe to link to. Malformed entries
+    (metadata is JSON anyone's pipeline may have written) are skipped."""
+    images = metadata.get("images") if isinstance(metadata, dict) else None
+    shown = []
+    for image in images if isinstance(images, list) else []:
+        if not isinstance(image, dict):
+            continue
+        url, alt, caption = (str(image.get(key) or "") for key in ("url", "alt", "caption"))
+        if url or alt or caption:
+            is_http = url.lower().startswith(("http://", "https://"))
+            shown.append({"url": url, "alt": alt, "caption": caption, "is_http": is_http})
+    return shown

@@ -1,5 +1,6 @@
 """The knowledge console's own views: adding sources to a knowledge base (a batch of files,
-pasted text, Q&A pairs from a form or a CSV) and the JSON feed behind the live progress bars.
+pasted text, Q&A pairs from a form or a CSV; websites are in ``admin_web``) and the JSON feed
+behind the live progress bars.
 
 Each view validates its form and calls one function of ``knowledge.services``; nothing here
 writes rows itself. Objects are looked up in the request's tenant schema only (django-tenants
@@ -34,7 +35,9 @@ MAX_PROGRESS_IDS = 200
 MAX_LISTED_DOCUMENTS = 500
 MAX_QA_CSV_BYTES = 10 * 1024 * 1024
 MAX_QA_FORM_ROWS = 500
-FINISHED = {Source.Status.READY, Source.Status.PARTIAL, Source.Status.FAILED}
+# Never loaded for lists: a page body or a long metadata blob per row adds up fast.
+DOCUMENT_BULK_FIELDS = ("metadata", "raw_body")
+ACTIVE = frozenset({Source.Status.PENDING, Source.Status.RUNNING})
 
 
 # --- Shared HTML fragments (escaped with format_html: titles and errors come from users) --
@@ -50,8 +53,25 @@ def status_badge(status: str, label: str, source_id: int | None = None) -> SafeS
     )
 
 
+def external_link(url: str) -> SafeString:
+    """A user-supplied URL as a link opening outside the console: http(s) only (never
+    ``javascript:``), escaped, without handing the console to the page (rel=noopener)."""
+    if not url.lower().startswith(("http://", "https://")):
+        return format_html("{}", url)
+    return format_html('<a href="{}" rel="noopener noreferrer" target="_blank">{}</a>', url, url)
+
+
 def progress_label(source: Source) -> str:
     # knowledge-admin.js builds the same label from the JSON feed; keep the two in step.
+    if source.is_web:
+        label = (
+            f"discovered {source.documents_total} · fetched {source.documents_fetched} · "
+            f"indexed {source.documents_indexed} · unchanged {source.documents_unchanged} · "
+            f"failed {source.documents_failed}"
+        )
+        if source.documents_removed:
+            label += f" · removed {source.documents_removed}"
+        return label
     label = f"{source.progress}% · {source.documents_done}/{source.documents_total} done"
     if source.documents_failed:
         label += f", {source.documents_failed} failed"
@@ -86,19 +106,28 @@ class DocumentProgress(TypedDict):
     status_label: str
     error: str
     chunk_count: int
+    outcome: str
+    outcome_label: str
     url: str
 
 
 class SourceProgress(TypedDict, total=False):
     id: int
     title: str
+    kind: str
+    is_web: bool
     status: str
     status_label: str
+    cancel_requested: bool
     progress: int
     documents_total: int
     documents_done: int
     documents_failed: int
     chunks: int
+    documents_fetched: int
+    documents_indexed: int
+    documents_unchanged: int
+    documents_removed: int
     error: str
     documents: list[DocumentProgress]
 
@@ -107,13 +136,20 @@ def source_progress(source: Source) -> SourceProgress:
     return {
         "id": source.pk,
         "title": str(source),
+        "kind": source.kind,
+        "is_web": source.is_web,
         "status": source.status,
         "status_label": source.get_status_display(),
+        "cancel_requested": source.cancel_requested,
         "progress": source.progress,
         "documents_total": source.documents_total,
         "documents_done": source.documents_done,
         "documents_failed": source.documents_failed,
         "chunks": source.chunks,
+        "documents_fetched": source.documents_fetched,
+        "documents_indexed": source.documents_indexed,
+        "documents_unchanged": source.documents_unchanged,
+        "documents_removed": source.documents_removed,
         "error": source.error,
     }
 
@@ -126,6 +162,8 @@ def document_progress(doc: Document) -> DocumentProgress:
         "status_label": doc.get_status_display(),
         "error": doc.error,
         "chunk_count": doc.chunk_count,
+        "outcome": doc.outcome,
+        "outcome_label": doc.get_outcome_display() if doc.outcome else "",
         "url": reverse("admin:knowledge_document_change", args=[doc.pk]),
     }
 
@@ -150,7 +188,7 @@ def progress_view(model_admin: admin.ModelAdmin, request: HttpRequest) -> HttpRe
     sources = list(Source.objects.filter(pk__in=ids).order_by("pk"))
     payload = [source_progress(source) for source in sources]
     if request.GET.get("documents") and len(sources) == 1:
-        documents = sources[0].documents.order_by("id").defer("metadata")
+        documents = sources[0].documents.order_by("id").defer(*DOCUMENT_BULK_FIELDS)
         payload[0]["documents"] = [
             document_progress(doc) for doc in documents[:MAX_LISTED_DOCUMENTS]
         ]
@@ -356,6 +394,7 @@ def _tabs(kb: KnowledgeBase, current: str) -> list[dict[str, Any]]:
             ("upload", "Upload files"),
             ("add_text", "Add text"),
             ("add_qa", "Add Q&A pairs"),
+            ("add_website", "Add website"),
         )
     ]
 

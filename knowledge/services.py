@@ -208,6 +208,15 @@ def reingest(source: Source) -> None:
 sync_source = reingest
 
 
+def set_schedule(source: Source, schedule: str) -> None:
+    if schedule not in Source.Schedule.values:
+        raise ValidationError({"schedule": "Use off, daily or weekly."})
+    if schedule != Source.Schedule.OFF and not source.is_web:
+        raise ValidationError({"schedule": "Only web sources are synced on a schedule."})
+    source.schedule = schedule
+    source.save(update_fields=["schedule", "updated_at"])
+
+
 def cancel(source: Source) -> bool:
     """Ask a running sync to stop: the fetch phase and queued documents check the flag."""
     if source.status not in {Source.Status.PENDING, Source.Status.RUNNING}:

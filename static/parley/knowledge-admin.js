@@ -6,6 +6,7 @@
  * (titles, errors) is only ever set with textContent, never as HTML.
  *
  * Q&A form: "Add another pair" appends a row to the Django formset.
+ * Add-website form: only the fields that apply to the chosen kind are shown.
  */
 (function () {
   "use strict";
@@ -34,6 +35,13 @@
 
   // Same wording as admin_views.progress_label.
   function label(s) {
+    if (s.is_web) {
+      let web = `discovered ${s.documents_total} · fetched ${s.documents_fetched} · ` +
+        `indexed ${s.documents_indexed} · unchanged ${s.documents_unchanged} · ` +
+        `failed ${s.documents_failed}`;
+      if (s.documents_removed) web += ` · removed ${s.documents_removed}`;
+      return web;
+    }
     let text = `${s.progress}% · ${s.documents_done}/${s.documents_total} done`;
     if (s.documents_failed) text += `, ${s.documents_failed} failed`;
     return `${text} · ${s.chunks} chunks`;
@@ -51,6 +59,8 @@
         setBadge(el, s.status, s.status_label);
       } else if (kind === "error") {
         el.textContent = s.error;
+      } else if (kind === "active-only") {
+        el.hidden = !ACTIVE.has(s.status);
       } else if (kind === "progress") {
         el.dataset.status = s.status;
         const track = el.querySelector(".parley-progress-track");
@@ -89,7 +99,7 @@
     const badge = document.createElement("span");
     badge.className = "parley-badge parley-badge-pending";
     status.appendChild(badge);
-    row.append(title, status, cell("doc-chunks"), cell("doc-error"));
+    row.append(title, status, cell("doc-outcome"), cell("doc-chunks"), cell("doc-error"));
     return row;
   }
 
@@ -105,6 +115,8 @@
       }
       row.querySelector(".doc-title a").textContent = doc.title;
       setBadge(row.querySelector(".doc-status .parley-badge"), doc.status, doc.status_label);
+      const outcome = row.querySelector(".doc-outcome");
+      if (outcome) outcome.textContent = doc.outcome_label || "";
       row.querySelector(".doc-chunks").textContent = String(doc.chunk_count);
       row.querySelector(".doc-error").textContent = doc.error;
     }
@@ -180,9 +192,27 @@
     }
   }
 
+  function setUpWebSourceForm() {
+    const form = document.querySelector("[data-web-source-form]");
+    if (!form) return;
+    const radios = Array.from(form.querySelectorAll('input[name="kind"]'));
+    const fields = Array.from(form.querySelectorAll("[data-web-kinds]"));
+    function show() {
+      const checked = radios.find((radio) => radio.checked);
+      const kind = checked ? checked.value : "";
+      for (const field of fields) {
+        const row = field.closest(".form-row");
+        if (row) row.hidden = !field.dataset.webKinds.split(" ").includes(kind);
+      }
+    }
+    for (const radio of radios) radio.addEventListener("change", show);
+    show();
+  }
+
   function init() {
     startPolling();
     setUpFormsets();
+    setUpWebSourceForm();
   }
 
   if (document.readyState === "loading") {

@@ -1,5 +1,6 @@
 """The knowledge console: knowledge bases, sources added from a knowledge base's page (files,
-text, Q&A pairs), live progress, documents and chunks, actions, escaping and isolation.
+text, Q&A pairs, websites), live progress, documents and chunks, actions (re-ingest, sync now,
+cancel), escaping and isolation.
 
 Ingestion is queued on commit, which never happens inside a test's transaction, so these tests
 need no worker; documents and chunks are created directly where a page needs them."""
@@ -142,7 +143,7 @@ def test_the_embedder_is_read_only_once_the_knowledge_base_has_content(alice_cli
 def test_the_knowledge_base_page_offers_the_ways_to_add_sources(alice_client, kb):
     make_source(kb, XSS, status=Source.Status.RUNNING)
     page = alice_client.get(f"{KB_URL}{kb.pk}/change/").content.decode()
-    for path in ("upload/", "add-text/", "add-qa/"):
+    for path in ("upload/", "add-text/", "add-qa/", "add-website/"):
         assert f"{KB_URL}{kb.pk}/{path}" in page
     assert 'data-live="progress"' in page and 'data-status="running"' in page
     assert XSS not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
@@ -289,13 +290,20 @@ def test_the_progress_feed_reports_counts_and_errors(alice_client, kb):
     assert first == {
         "id": running.pk,
         "title": "Guide",
+        "kind": "text",
+        "is_web": False,
         "status": "running",
         "status_label": "Running",
+        "cancel_requested": False,
         "progress": 75,
         "documents_total": 4,
         "documents_done": 2,
         "documents_failed": 1,
         "chunks": 9,
+        "documents_fetched": 0,
+        "documents_indexed": 0,
+        "documents_unchanged": 0,
+        "documents_removed": 0,
         "error": "1 of 4 document(s) failed",
     }
     assert (second["id"], second["progress"]) == (ready.pk, 100)
@@ -308,6 +316,7 @@ def test_the_progress_feed_lists_a_sources_documents(alice_client, kb):
     (document,) = response.json()["sources"][0]["documents"]
     assert document["title"] == "Bad" and document["status"] == "failed"
     assert document["error"] == "Corrupt PDF"
+    assert (document["outcome"], document["outcome_label"]) == ("", "")
     assert document["url"] == f"{DOCUMENT_URL}{document['id']}/change/"
 
 
