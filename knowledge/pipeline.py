@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 from django.conf import settings
-from django.db import transaction
+from django.db import models, transaction
 from django.utils import timezone
 
 from knowledge import index
@@ -196,6 +196,9 @@ def process(doc: Document) -> bool:
     kb = doc.source.knowledge_base
     collection = kb.collection_name
     loaded = load(doc)
+    if loaded is not None and doc.source.is_web and (original := duplicate_of(doc, loaded)):
+        mark_duplicate(doc, original)
+        return False
     if loaded is None or (
         doc.status == Document.Status.READY and doc.content_hash == loaded.content_hash
     ):
@@ -250,6 +253,34 @@ def process(doc: Document) -> bool:
         doc.save()
         transaction.on_commit(lambda: index.delete(collection, stale))
     return True
+
+
+def duplicate_of(doc: Document, loaded: Loaded) -> Document | None:
+    """Another page of the source that this one repeats: the same extracted content, or the
+    page this one names as its canonical URL."""
+    others = Document.objects.filter(source_id=doc.source_id).exclude(pk=doc.pk).defer("raw_body")
+    canonical = doc.metadata.get("canonical_url") or ""
+    if canonical and canonical not in {doc.url, doc.ref}:
+        named = others.filter(models.Q(ref=canonical) | models.Q(url=canonical)).first()
+        if named is not None:
+            return named
+    return others.filter(content_hash=loaded.content_hash, status=Document.Status.READY).first()
+
+
+def mark_duplicate(doc: Document, original: Document) -> None:
+    collection = doc.source.knowledge_base.collection_name
+    with transaction.atomic():
+        ids = list(doc.chunks.values_list("id", flat=True))
+        doc.chunks.all().delete()
+        Document.objects.filter(pk=doc.pk).update(
+            status=Document.Status.EMPTY,
+            outcome=Document.Outcome.UNCHANGED,
+            error=f"Same content as {original.url or original.ref}: indexed once.",
+            chunk_count=0,
+            raw_body=None,
+            updated_at=timezone.now(),
+        )
+        transaction.on_commit(lambda: index.delete(collection, ids))
 
 
 def mark_failed(doc: Document, message: str) -> None:

@@ -270,3 +270,23 @@ def test_beat_queues_the_sources_that_are_due(kb_a, site, listed, monkeypatch):
     connection.set_schema_to_public()
     assert tasks.sync_due_sources() == 1
     assert queued == [daily.pk]
+
+
+def test_duplicate_pages_are_indexed_once(kb_a, run_on_commit, site):
+    same = html("Pricing", "The starter plan costs ten euros a month.")
+    site.routes["/pricing"] = Route(same)
+    site.routes["/pricing-copy"] = Route(same)
+    site.routes["/old-pricing"] = Route(
+        html("Old pricing", "Prices of last year, kept for reference.").replace(
+            "<head>", f'<head><link rel="canonical" href="{site.url("/pricing")}">'
+        )
+    )
+    urls = [site.url(p) for p in ("/pricing", "/pricing-copy", "/old-pricing")]
+    source = run_on_commit(services.add_web_source, kb_a, "urls", {"urls": urls})
+    docs = {d.ref.removeprefix(site.base): d for d in source.documents.all()}
+    assert docs["/pricing"].status == Document.Status.READY
+    for copy in ("/pricing-copy", "/old-pricing"):
+        assert docs[copy].status == Document.Status.EMPTY
+        assert docs[copy].error.startswith(f"Same content as {site.url('/pricing')}")
+        assert docs[copy].chunk_count == 0
+    assert Chunk.objects.filter(document__source=source).count() == docs["/pricing"].chunk_count
