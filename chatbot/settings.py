@@ -144,6 +144,8 @@ TENANT_APPS = [
 INSTALLED_APPS = list(SHARED_APPS) + [app for app in TENANT_APPS if app not in SHARED_APPS]
 
 TENANT_MODEL = "tenants.Tenant"
+# django-tenants paints tenant apps green in the admin index: Parley has its own branding.
+TENANT_COLOR_ADMIN_APPS = False
 TENANT_DOMAIN_MODEL = "tenants.Domain"
 PUBLIC_SCHEMA_URLCONF = "chatbot.urls_public"
 ROOT_URLCONF = "chatbot.urls"
