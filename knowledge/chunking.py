@@ -169,11 +169,13 @@ def _split_units(units: list[str], sep: str, limit: int, count: Counter) -> list
     return pieces
 
 
-def _context(title: str, path: list[str]) -> str:
+def join_context(title: str, path: list[str]) -> str:
+    """ "Title > Heading > Subheading", skipping empty parts (stored as Chunk.context)."""
     return " > ".join(part for part in [title, *path] if part)
 
 
-def _embed_text(context: str, text: str) -> str:
+def embed_text(context: str, text: str) -> str:
+    """What is embedded for a chunk: its context, a blank line, its text."""
     return f"{context}\n\n{text}" if context else text
 
 
@@ -209,7 +211,7 @@ def chunk_elements(
         nonlocal builder
         if builder is None:
             path = [text for _, text in headings]
-            context = _fit_context(_context(title, path), max_tokens, count_tokens)
+            context = _fit_context(join_context(title, path), max_tokens, count_tokens)
             # The text's budget leaves room for the prefix the model also reads.
             prefix = count_tokens(context + "\n\n") if context else 0
             budget = max(16, min(chunk_tokens, max_tokens - prefix))
@@ -246,7 +248,7 @@ def chunk_elements(
 
     drafts: list[ChunkDraft] = []
     for path, done in sections:
-        context = _fit_context(_context(title, path), max_tokens, count_tokens)
+        context = _fit_context(join_context(title, path), max_tokens, count_tokens)
         for pieces in done.out:
             text = _join(pieces)
             # Token counts are not always additive across joins; re-check the real size.
@@ -262,7 +264,7 @@ def chunk_elements(
                         token_count=count_tokens(part),
                         ordinal=len(drafts),
                         page=pieces[0].page,
-                        embed_text=_embed_text(context, part),
+                        embed_text=embed_text(context, part),
                     )
                 )
     return drafts

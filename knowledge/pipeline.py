@@ -15,7 +15,7 @@ from django.conf import settings
 from django.db import models, transaction
 from django.utils import timezone
 
-from knowledge import index
+from knowledge import chunking, index
 from knowledge.models import Chunk, Document, KnowledgeBase, Source
 
 log = logging.getLogger(__name__)
@@ -127,8 +127,6 @@ def load_web(doc: Document, kb: KnowledgeBase) -> Loaded | None:
 
 
 def load(doc: Document) -> Loaded | None:
-    from knowledge import chunking
-
     source = doc.source
     kb = source.knowledge_base
     if source.is_web:
@@ -159,8 +157,6 @@ def load(doc: Document) -> Loaded | None:
 
 
 def chunk_drafts(doc: Document, loaded: Loaded) -> tuple[str, str, list[Any]]:
-    from knowledge import chunking
-
     kb = doc.source.knowledge_base
     embedder = embedder_for(kb)
     limits = {"count_tokens": embedder.count_tokens, "max_tokens": embedder.max_tokens}
@@ -228,7 +224,7 @@ def process(doc: Document) -> bool:
                 document=doc,
                 ordinal=draft.ordinal,
                 text=draft.text,
-                context=" > ".join([title, *draft.heading_path]),
+                context=chunking.join_context(title, draft.heading_path),
                 heading_path=draft.heading_path,
                 token_count=draft.token_count,
                 page=draft.page,

@@ -17,6 +17,7 @@ from django.db.models import Count, Q
 from django.utils import timezone
 
 from knowledge import index, pipeline
+from knowledge.chunking import embed_text
 from knowledge.models import Chunk, Document, KnowledgeBase, Source, SourceFile
 
 MAX_QA_PAIRS = 5000
@@ -285,14 +286,19 @@ def refresh_source(source_id: int) -> Source | None:
             source.status = Source.Status.RUNNING
             source.finished_at = None
         else:
-            if counts["failed"] and counts["failed"] == counts["total"]:
-                source.status = Source.Status.FAILED
-            elif counts["failed"]:
-                source.status = Source.Status.PARTIAL
-            elif source.status != Source.Status.FAILED or counts["total"]:
-                source.status = Source.Status.READY
             source.finished_at = source.finished_at or timezone.now()
-            if source.status != Source.Status.FAILED or counts["total"]:
+            if not counts["total"]:
+                # Nothing to count: a failed listing keeps its status and its message.
+                if source.status != Source.Status.FAILED:
+                    source.status, source.error = Source.Status.READY, ""
+            else:
+                source.status = (
+                    Source.Status.FAILED
+                    if counts["failed"] == counts["total"]
+                    else Source.Status.PARTIAL
+                    if counts["failed"]
+                    else Source.Status.READY
+                )
                 first_error = source.documents.filter(status=Document.Status.FAILED).first()
                 source.error = (
                     f"{counts['failed']} of {counts['total']} document(s) failed; first: "
@@ -327,7 +333,7 @@ def _reindex(kb: KnowledgeBase, collection: str, chunks: list[Chunk]) -> int:
     missing = [chunk for chunk in chunks if not chunk.embedding]
     if missing:
         embedder = pipeline.embedder_for(kb)
-        vectors = embedder.embed_documents([f"{c.context}\n\n{c.text}" for c in missing])
+        vectors = embedder.embed_documents([embed_text(c.context, c.text) for c in missing])
         for chunk, vector in zip(missing, vectors, strict=True):
             chunk.embedding = np.asarray(vector, dtype=np.float32).tobytes()
         Chunk.objects.bulk_update(missing, ["embedding"])

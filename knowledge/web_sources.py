@@ -78,6 +78,8 @@ def _crawl(source: Source, store: Store, runner: asyncio.Runner, fetcher: Fetche
 
 def _fetch_listed(source: Source, store: Store, runner: asyncio.Runner, fetcher: Fetcher) -> None:
     urls = runner.run(_listed_urls(source, fetcher, store))
+    if store.errors:  # noted here: the ORM cannot run inside the event loop
+        store.note("; ".join(store.errors))
     known = store.validators(urls)
     for start in range(0, len(urls), BATCH):
         if store.is_cancelled():
@@ -142,8 +144,6 @@ class Store:
 
     def validators(self, urls: Iterable[str]) -> dict[str, dict[str, str]]:
         """ETag / Last-Modified of pages indexed before, for conditional requests."""
-        if self.errors:
-            self.note("; ".join(self.errors))
         docs = Document.objects.filter(
             source_id=self.source_id, ref__in=list(urls), status=Document.Status.READY
         ).values_list("ref", "etag", "last_modified")
