@@ -1,14 +1,19 @@
-"""Tenant-schema models of the chatbot app. API keys for now; bots join in a later issue."""
+"""Tenant-schema models of the chatbot app: API keys and bots."""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 from datetime import timedelta
 
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 from django.utils import timezone
+
+from chatbot.crypto import EncryptedTextField
 
 KEY_PREFIX = "prly"
 LAST_USED_RESOLUTION = timedelta(minutes=1)  # at most one write per key and minute
@@ -81,3 +86,138 @@ class ApiKey(models.Model):
         if self.revoked_at is None:
             self.revoked_at = timezone.now()
             self.save(update_fields=["revoked_at"])
+
+
+def new_public_id() -> str:
+    # 128 random bits, URL-safe: the id appears in embed snippets and visitor URLs, so it
+    # must not be guessable or enumerable.
+    return secrets.token_urlsafe(16)
+
+
+DEFAULT_SYSTEM_PROMPT = (
+    "You are a friendly, concise support assistant for this company's website. Answer the "
+    "visitor's question from the knowledge provided."
+)
+DEFAULT_FALLBACK = "Sorry, I don't know the answer to that. Would you like to talk to a person?"
+DEFAULT_MODELS = {
+    "openai": "gpt-4.1-mini",
+    "anthropic": "claude-haiku-4-5",
+    "openai_compatible": "llama3.1",
+    "extractive": "extractive",
+}
+
+
+class Bot(models.Model):
+    """A chatbot: which knowledge it answers from, how (provider and prompt), and how it
+    looks on the visitor's side."""
+
+    class Provider(models.TextChoices):
+        EXTRACTIVE = "extractive", "Extractive (offline, no LLM)"
+        OPENAI = "openai", "OpenAI"
+        ANTHROPIC = "anthropic", "Anthropic"
+        OPENAI_COMPATIBLE = "openai_compatible", "OpenAI-compatible server (Ollama, vLLM…)"
+
+    class Position(models.TextChoices):
+        RIGHT = "right", "Bottom right"
+        LEFT = "left", "Bottom left"
+
+    public_id = models.CharField(max_length=32, unique=True, default=new_public_id, editable=False)
+    name = models.CharField(max_length=200)
+    knowledge_bases = models.ManyToManyField(
+        "knowledge.KnowledgeBase", related_name="bots", blank=True
+    )
+    # Answering
+    system_prompt = models.TextField(default=DEFAULT_SYSTEM_PROMPT, blank=True)
+    greeting = models.CharField(max_length=500, default="Hi! How can I help you today?")
+    provider = models.CharField(max_length=32, choices=Provider, default=Provider.EXTRACTIVE)
+    model = models.CharField(
+        max_length=200, blank=True, help_text="Empty: the provider's default model."
+    )
+    base_url = models.URLField(
+        blank=True, help_text="OpenAI-compatible servers: e.g. http://localhost:11434/v1"
+    )
+    api_key = EncryptedTextField(
+        blank=True, help_text="The provider's API key. Stored encrypted, never shown again."
+    )
+    temperature = models.FloatField(
+        default=0.2, validators=[MinValueValidator(0.0), MaxValueValidator(2.0)]
+    )
+    max_output_tokens = models.PositiveIntegerField(
+        default=600, validators=[MinValueValidator(16), MaxValueValidator(16000)]
+    )
+    top_k = models.PositiveSmallIntegerField(
+        default=5,
+        validators=[MinValueValidator(1), MaxValueValidator(20)],
+        help_text="Passages given to the model.",
+    )
+    relevance_threshold = models.FloatField(
+        default=0.35,
+        validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
+        help_text="Passages scoring below this (0 to 1) are ignored; with none left the bot "
+        "says it does not know.",
+    )
+    fallback_message = models.TextField(default=DEFAULT_FALLBACK)
+    memory_tokens = models.PositiveIntegerField(
+        default=1500,
+        validators=[MaxValueValidator(32000)],
+        help_text="Token budget of the conversation history sent with each question.",
+    )
+    answer_in_visitor_language = models.BooleanField(default=True)
+    offer_handoff = models.BooleanField(
+        default=True, help_text="Offer a person when the bot cannot answer."
+    )
+    # Visitor side
+    allowed_origins = models.TextField(
+        blank=True,
+        help_text="Sites that may embed this bot, one origin per line "
+        "(https://www.example.com). The tenant's own host is always allowed.",
+    )
+    title = models.CharField(max_length=100, blank=True, help_text="Chat window title.")
+    color = models.CharField(
+        max_length=7,
+        default="#4f46e5",
+        # a colour goes into CSS: nothing but #rrggbb
+        validators=[RegexValidator(r"^#[0-9a-fA-F]{6}$", "A colour like #4f46e5.")],
+    )
+    avatar_url = models.URLField(blank=True)
+    position = models.CharField(max_length=8, choices=Position, default=Position.RIGHT)
+    suggested_questions = models.JSONField(default=list, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def effective_model(self) -> str:
+        return self.model or DEFAULT_MODELS[self.provider]
+
+    @property
+    def display_title(self) -> str:
+        return self.title or self.name
+
+    @property
+    def origins(self) -> list[str]:
+        return [
+            line.strip().rstrip("/") for line in self.allowed_origins.splitlines() if line.strip()
+        ]
+
+    def clean(self) -> None:
+        errors = {}
+        if self.provider in {self.Provider.OPENAI, self.Provider.ANTHROPIC} and not self.api_key:
+            errors["api_key"] = f"{self.get_provider_display()} needs an API key."
+        if self.provider == self.Provider.OPENAI_COMPATIBLE and not self.base_url:
+            errors["base_url"] = "An OpenAI-compatible server needs its base URL."
+        if not isinstance(self.suggested_questions, list) or not all(
+            isinstance(q, str) for q in self.suggested_questions
+        ):
+            errors["suggested_questions"] = "A list of questions."
+        for origin in self.origins:
+            if not re.fullmatch(r"https?://[^/\s]+", origin):
+                errors["allowed_origins"] = f"Not an origin: {origin!r} (scheme://host[:port])."
+                break
+        if errors:
+            raise ValidationError(errors)

@@ -1,1 +1,84 @@
-"""Conversations and messages (models come with the answers and visitor issues)."""
+"""Conversations between visitors and bots (or staff), and their messages.
+
+Both are keyed by random UUIDs: visitors hold conversation ids to resume a chat and message
+ids to rate an answer, so neither may be guessable.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from django.db import models
+
+
+class Conversation(models.Model):
+    class Channel(models.TextChoices):
+        WIDGET = "widget", "Widget"
+        PAGE = "page", "Chat page"
+        API = "api", "API"
+        CONSOLE = "console", "Console"
+
+    class Status(models.TextChoices):
+        BOT = "bot", "With the bot"
+        WAITING = "waiting", "Waiting for a person"
+        AGENT = "agent", "With a person"
+        CLOSED = "closed", "Closed"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    bot = models.ForeignKey("chatbot.Bot", on_delete=models.CASCADE, related_name="conversations")
+    visitor_id = models.CharField(max_length=64, blank=True, db_index=True)
+    channel = models.CharField(max_length=16, choices=Channel, default=Channel.API)
+    status = models.CharField(max_length=16, choices=Status, default=Status.BOT)
+    title = models.CharField(max_length=200, blank=True, help_text="The first question.")
+    metadata = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    last_message_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["bot", "-created_at"])]
+
+    def __str__(self) -> str:
+        return self.title or str(self.id)
+
+
+class Message(models.Model):
+    class Role(models.TextChoices):
+        USER = "user", "Visitor"
+        ASSISTANT = "assistant", "Bot"
+        AGENT = "agent", "Agent"
+
+    class Rating(models.TextChoices):
+        NONE = "", "—"
+        UP = "up", "👍"
+        DOWN = "down", "👎"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    conversation = models.ForeignKey(
+        Conversation, on_delete=models.CASCADE, related_name="messages"
+    )
+    role = models.CharField(max_length=16, choices=Role)
+    content = models.TextField(blank=True)
+    # Assistant messages: the sources cited, as shown to the visitor ([1] is sources[0]).
+    sources = models.JSONField(default=list, blank=True)
+    answered = models.BooleanField(null=True, blank=True)
+    provider = models.CharField(max_length=32, blank=True)
+    model = models.CharField(max_length=200, blank=True)
+    tokens_in = models.PositiveIntegerField(default=0)
+    tokens_out = models.PositiveIntegerField(default=0)
+    tokens_estimated = models.BooleanField(default=False)
+    latency_ms = models.PositiveIntegerField(null=True, blank=True)
+    ttft_ms = models.PositiveIntegerField(null=True, blank=True, help_text="Time to first token.")
+    error = models.TextField(blank=True)
+    rating = models.CharField(max_length=4, choices=Rating, default=Rating.NONE, blank=True)
+    feedback_comment = models.TextField(blank=True)
+    rated_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["created_at"]
+        indexes = [models.Index(fields=["conversation", "created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.get_role_display()}: {self.content[:60]}"
