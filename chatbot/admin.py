@@ -1,12 +1,15 @@
-"""Tenant console: API keys (shown once, stored hashed, revocable)."""
+"""Tenant console: bots (provider key write-only) and API keys (shown once, stored
+hashed, revocable)."""
 
 from __future__ import annotations
 
+from django import forms
 from django.contrib import admin, messages
 from django.utils.html import format_html
 
-from chatbot.models import ApiKey
+from chatbot.models import ApiKey, Bot
 from chatbot.services import create_api_key, revoke_api_keys
+from widget.embed import embed_html
 
 
 @admin.register(ApiKey)
@@ -50,3 +53,126 @@ class ApiKeyAdmin(admin.ModelAdmin):
     def revoke(self, request, queryset) -> None:  # type: ignore[no-untyped-def]
         count = revoke_api_keys(queryset)
         self.message_user(request, f"{count} key(s) revoked.", messages.SUCCESS)
+
+
+class BotForm(forms.ModelForm):
+    """The provider key is write-only: the field is always empty, a blank value keeps the
+    stored key, and the key never reaches a page once saved."""
+
+    api_key = forms.CharField(
+        required=False,
+        label="Provider API key",
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
+        help_text="Stored encrypted and never shown again. Leave blank to keep the current key.",
+    )
+    clear_api_key = forms.BooleanField(required=False, label="Remove the stored key")
+    suggested_questions = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text="One per line; shown to visitors as buttons.",
+    )
+
+    class Meta:
+        model = Bot
+        fields = [
+            "name", "knowledge_bases", "greeting", "system_prompt", "provider", "model",
+            "base_url", "api_key", "temperature", "max_output_tokens", "top_k",
+            "relevance_threshold", "fallback_message", "memory_tokens",
+            "answer_in_visitor_language", "offer_handoff", "allowed_origins", "title", "color",
+            "avatar_url", "position", "suggested_questions",
+        ]  # fmt: skip
+
+    def __init__(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        super().__init__(*args, **kwargs)
+        self.initial["api_key"] = ""
+        self.initial["suggested_questions"] = "\n".join(self.instance.suggested_questions or [])
+        if self.instance.api_key:
+            self.fields[
+                "api_key"
+            ].help_text = "A key is stored (encrypted, never shown). Leave blank to keep it."
+
+    def clean_api_key(self) -> str:
+        if self.cleaned_data.get("clear_api_key"):
+            return ""
+        return self.cleaned_data.get("api_key", "").strip() or self.instance.api_key
+
+    def clean_suggested_questions(self) -> list[str]:
+        text = self.cleaned_data.get("suggested_questions") or ""
+        return [line.strip()[:200] for line in text.splitlines() if line.strip()][:8]
+
+    def clean(self):  # type: ignore[no-untyped-def]
+        data = super().clean()
+        if data.get("clear_api_key"):
+            data["api_key"] = ""
+        return data
+
+
+@admin.register(Bot)
+class BotAdmin(admin.ModelAdmin):
+    form = BotForm
+    list_display = ["name", "provider_and_model", "knowledge", "public_id", "updated_at"]
+    list_filter = ["provider"]
+    search_fields = ["name", "public_id"]
+    filter_horizontal = ["knowledge_bases"]
+    readonly_fields = ["public_id", "embed", "created_at", "updated_at"]
+    fieldsets = [
+        (None, {"fields": ["name", "public_id", "knowledge_bases", "greeting"]}),
+        (
+            "Answering",
+            {
+                "fields": [
+                    "system_prompt",
+                    "provider",
+                    "model",
+                    "base_url",
+                    "api_key",
+                    "clear_api_key",
+                    "temperature",
+                    "max_output_tokens",
+                    "top_k",
+                    "relevance_threshold",
+                    "fallback_message",
+                    "memory_tokens",
+                    "answer_in_visitor_language",
+                    "offer_handoff",
+                ]
+            },
+        ),
+        (
+            "On your website",
+            {
+                "fields": [
+                    "embed",
+                    "allowed_origins",
+                    "title",
+                    "color",
+                    "avatar_url",
+                    "position",
+                    "suggested_questions",
+                ]
+            },
+        ),
+        ("History", {"fields": ["created_at", "updated_at"], "classes": ["collapse"]}),
+    ]
+
+    def get_queryset(self, request):  # type: ignore[no-untyped-def]
+        return super().get_queryset(request).prefetch_related("knowledge_bases")
+
+    @admin.display(description="Provider")
+    def provider_and_model(self, bot: Bot) -> str:
+        return f"{bot.get_provider_display()} · {bot.effective_model}"
+
+    @admin.display(description="Knowledge")
+    def knowledge(self, bot: Bot) -> str:
+        return ", ".join(kb.name for kb in bot.knowledge_bases.all()) or "—"
+
+    @admin.display(description="Embed on your site")
+    def embed(self, bot: Bot) -> str:
+        if not bot.pk:
+            return "Save the bot to get its embed snippet."
+        request = self._request
+        return embed_html(bot, request.get_host(), request.scheme)
+
+    def get_form(self, request, obj=None, **kwargs):  # type: ignore[no-untyped-def]
+        self._request = request
+        return super().get_form(request, obj, **kwargs)

@@ -6,15 +6,19 @@ from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import SimpleRouter
 
-from chatbot.api import MeView
+from chatbot.api import BotViewSet, MeView
+from conversations.api import ConversationViewSet, MessageFeedbackView
 from knowledge.api import KnowledgeBaseViewSet, SourceViewSet
 
 router = SimpleRouter()
 router.register("knowledge-bases", KnowledgeBaseViewSet, basename="knowledge-base")
 router.register("sources", SourceViewSet, basename="source")
+router.register("bots", BotViewSet, basename="bot")
+router.register("conversations", ConversationViewSet, basename="conversation")
 
 api_v1 = [
     path("me/", MeView.as_view(), name="api-me"),
+    path("messages/<str:pk>/feedback/", MessageFeedbackView.as_view(), name="message-feedback"),
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     *router.urls,
@@ -24,6 +28,7 @@ urlpatterns = [
     path("", RedirectView.as_view(url="/admin/", permanent=False)),
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),
+    path("", include("widget.urls")),
 ]
 
 handler404 = "chatbot.views.not_found"

@@ -63,6 +63,8 @@ class Message(models.Model):
     # Assistant messages: the sources cited, as shown to the visitor ([1] is sources[0]).
     sources = models.JSONField(default=list, blank=True)
     answered = models.BooleanField(null=True, blank=True)
+    # The standalone search query, when a follow-up was rewritten before retrieval.
+    query = models.TextField(blank=True)
     provider = models.CharField(max_length=32, blank=True)
     model = models.CharField(max_length=200, blank=True)
     tokens_in = models.PositiveIntegerField(default=0)

@@ -1,5 +1,7 @@
 """Shared fixtures: two tenants made once per test session, alice and bob (staff) in
-tenant A, charlie in tenant B; clients for their hosts; a real Celery worker."""
+tenant A, charlie in tenant B; clients for their hosts and API clients; a real Celery
+worker; eager tasks (the real-worker path has its own tests) and Chroma collections
+dropped after each test."""
 
 from __future__ import annotations
 
@@ -16,6 +18,10 @@ from django.db import connection
 from django.test import Client
 from django_tenants.utils import schema_context
 
+from chatbot.celery import app as celery_app
+from chatbot.services import create_api_key
+from knowledge import index
+from knowledge.models import KnowledgeBase
 from tenants.models import Tenant
 from tenants.services import create_tenant_site, ensure_public_tenant
 
@@ -207,3 +213,59 @@ def committed_session(django_db_setup, django_db_blocker):
         for schema, key in made:
             with schema_context(schema):
                 SessionStore(key).delete()
+
+
+# --- API clients ------------------------------------------------------------------------
+@pytest.fixture
+def api_a(in_tenant_a, client):
+    """An API client of tenant A; the connection is left on tenant A's schema."""
+    _, raw = create_api_key("tests")
+    client.defaults.update(HTTP_HOST=HOST_A, HTTP_AUTHORIZATION=f"Bearer {raw}")
+    return client
+
+
+@pytest.fixture
+def api_b(tenant_b):
+    """Charlie's API client, on tenant B's host."""
+    connection.set_tenant(tenant_b)
+    _, raw = create_api_key("charlie")
+    connection.set_schema_to_public()
+    return Client(HTTP_HOST=HOST_B, HTTP_AUTHORIZATION=f"Bearer {raw}")
+
+
+# --- Knowledge ----------------------------------------------------------------------------
+@pytest.fixture
+def eager_tasks():
+    celery_app.conf.task_always_eager = True
+    celery_app.conf.task_eager_propagates = True
+    yield
+    celery_app.conf.task_always_eager = False
+    celery_app.conf.task_eager_propagates = False
+
+
+@pytest.fixture
+def run_on_commit(django_capture_on_commit_callbacks, eager_tasks):
+    """Run a service call and then its on-commit work (task sends, vector deletes)."""
+
+    def run(func, *args, **kwargs):  # type: ignore[no-untyped-def]
+        with django_capture_on_commit_callbacks(execute=True):
+            return func(*args, **kwargs)
+
+    return run
+
+
+@pytest.fixture
+def drop_collections():
+    names: list[str] = []
+    yield names
+    for name in names:
+        index.drop(name)
+
+
+@pytest.fixture
+def kb_a(tenant_a, drop_collections) -> KnowledgeBase:
+    """A knowledge base of tenant A; the connection is left on tenant A's schema."""
+    connection.set_tenant(tenant_a)
+    kb = KnowledgeBase.objects.create(name="Handbook")
+    drop_collections.append(kb.collection_name)
+    return kb

@@ -2,29 +2,9 @@
 
 from __future__ import annotations
 
-import pytest
 from django.db import connection
 
-from chatbot.services import create_api_key
 from knowledge.models import Document, KnowledgeBase, Source
-from tests.conftest import HOST_A, HOST_B
-
-
-@pytest.fixture
-def api_a(in_tenant_a, client):
-    _, raw = create_api_key("tests")
-    client.defaults.update(HTTP_HOST=HOST_A, HTTP_AUTHORIZATION=f"Bearer {raw}")
-    return client
-
-
-@pytest.fixture
-def api_b(tenant_b):
-    from django.test import Client
-
-    connection.set_tenant(tenant_b)
-    _, raw = create_api_key("charlie")
-    connection.set_schema_to_public()
-    return Client(HTTP_HOST=HOST_B, HTTP_AUTHORIZATION=f"Bearer {raw}")
 
 
 def test_knowledge_bases_are_created_listed_updated_and_deleted(api_a, drop_collections):

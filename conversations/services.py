@@ -1,0 +1,144 @@
+"""Write paths of conversations: shared by the chat API, the visitor socket and the console.
+
+Every function here is synchronous and runs in the caller's tenant schema; async callers go
+through `chatbot.answering.in_tenant`, which sets the schema inside the worker thread.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from chatbot.llm import ChatMessage, estimate_tokens
+from chatbot.models import Bot
+from conversations.models import Conversation, Message
+
+MAX_MESSAGE_CHARS = 4000
+MAX_HISTORY_MESSAGES = 50  # never read more rows than this, whatever the budget
+
+
+class ConversationNotFound(Exception):
+    """The id is unknown, or belongs to another bot or visitor: callers say 404."""
+
+
+def start_or_resume(
+    bot: Bot, conversation_id: str | None, *, visitor_id: str = "", channel: str = "api"
+) -> tuple[Conversation, bool]:
+    """The conversation to continue, or a new one. A visitor can only resume their own
+    conversations with this bot; API clients (no visitor id) any of the bot's."""
+    if conversation_id:
+        found = Conversation.objects.filter(pk=uuid_or_none(conversation_id), bot=bot)
+        if visitor_id:
+            found = found.filter(visitor_id=visitor_id)
+        conversation = found.first()
+        if conversation is None:
+            raise ConversationNotFound(conversation_id)
+        return conversation, False
+    return Conversation.objects.create(bot=bot, visitor_id=visitor_id, channel=channel), True
+
+
+def uuid_or_none(value: str) -> str | None:
+    import uuid
+
+    try:
+        return str(uuid.UUID(str(value)))
+    except ValueError:
+        return None
+
+
+def clean_text(text: Any) -> str:
+    if not isinstance(text, str) or not text.strip():
+        raise ValidationError({"message": "The message is empty."})
+    text = text.strip()
+    if len(text) > MAX_MESSAGE_CHARS:
+        raise ValidationError(
+            {"message": f"The message is longer than {MAX_MESSAGE_CHARS:,} characters."}
+        )
+    return text
+
+
+def add_user_message(conversation: Conversation, text: str) -> Message:
+    now = timezone.now()
+    with transaction.atomic():
+        message = Message.objects.create(
+            conversation=conversation,
+            role=Message.Role.USER,
+            content=text,
+            tokens_in=estimate_tokens(text),
+            tokens_estimated=True,
+        )
+        fields = {"last_message_at": now}
+        if not conversation.title:
+            fields["title"] = text[:200]
+        Conversation.objects.filter(pk=conversation.pk).update(**fields, updated_at=now)
+        for name, value in fields.items():
+            setattr(conversation, name, value)
+    return message
+
+
+def history(
+    conversation: Conversation, budget_tokens: int, *, before: Message | None = None
+) -> list[ChatMessage]:
+    """The latest turns that fit the token budget, oldest first; the oldest are dropped
+    first. Failed or empty answers are left out (they would teach the model nothing)."""
+    rows = conversation.messages.exclude(content="").filter(error="")
+    if before is not None:
+        rows = rows.filter(created_at__lt=before.created_at).exclude(pk=before.pk)
+    latest = list(
+        rows.order_by("-created_at").values_list("role", "content")[:MAX_HISTORY_MESSAGES]
+    )
+    kept: list[ChatMessage] = []
+    used = 0
+    for role, content in latest:
+        cost = estimate_tokens(content) + 4  # per-message framing
+        if used + cost > budget_tokens:
+            break
+        used += cost
+        kept.append(ChatMessage("user" if role == Message.Role.USER else "assistant", content))
+    kept.reverse()
+    # A history must open with the visitor (Anthropic requires it, and a lone answer
+    # without its question misleads).
+    while kept and kept[0].role != "user":
+        kept.pop(0)
+    return kept
+
+
+def add_assistant_message(conversation: Conversation, **fields: Any) -> Message:
+    now = timezone.now()
+    with transaction.atomic():
+        message = Message.objects.create(
+            conversation=conversation, role=Message.Role.ASSISTANT, **fields
+        )
+        Conversation.objects.filter(pk=conversation.pk).update(last_message_at=now, updated_at=now)
+    return message
+
+
+def record_feedback(message: Message, rating: str, comment: str = "") -> Message:
+    if rating not in {Message.Rating.UP, Message.Rating.DOWN}:
+        raise ValidationError({"rating": 'Either "up" or "down".'})
+    if message.role != Message.Role.ASSISTANT:
+        raise ValidationError({"message": "Only answers can be rated."})
+    message.rating = rating
+    message.feedback_comment = (comment or "").strip()[:2000]
+    message.rated_at = timezone.now()
+    message.save(update_fields=["rating", "feedback_comment", "rated_at"])
+    return message
+
+
+def delete_conversations(conversations: Sequence[Conversation]) -> int:
+    with transaction.atomic():
+        count, _ = Conversation.objects.filter(pk__in=[c.pk for c in conversations]).delete()
+    return count
+
+
+def request_handoff(conversation: Conversation) -> Conversation:
+    """The visitor asked for a person: the conversation waits for an agent (the staff
+    inbox and the rest of the handoff flow build on this status)."""
+    if conversation.status == Conversation.Status.BOT:
+        conversation.status = Conversation.Status.WAITING
+        conversation.save(update_fields=["status", "updated_at"])
+    return conversation

@@ -1,0 +1,3 @@
+"""Visitor WebSocket routes."""
+
+websocket_urlpatterns: list = []
