@@ -66,6 +66,12 @@ class BotForm(forms.ModelForm):
         help_text="Stored encrypted and never shown again. Leave blank to keep the current key.",
     )
     clear_api_key = forms.BooleanField(required=False, label="Remove the stored key")
+    base_url = forms.URLField(
+        required=False,
+        assume_scheme="https",
+        help_text=Bot._meta.get_field("base_url").help_text,
+    )
+    avatar_url = forms.URLField(required=False, assume_scheme="https")
     suggested_questions = forms.CharField(
         required=False,
         widget=forms.Textarea(attrs={"rows": 3}),
