@@ -26,6 +26,8 @@ from tenants.models import Tenant
 from tenants.services import create_tenant_site, ensure_public_tenant
 
 BASE_DIR = Path(__file__).resolve().parent.parent
+# `llm_server`: a local server speaking the OpenAI and Anthropic wire protocols.
+pytest_plugins = ["tests.fakes.llm_server"]
 HOST_A = "a.localhost"
 HOST_B = "b.localhost"
 PASSWORD = "correct horse battery staple"
