@@ -121,7 +121,7 @@ SHARED_APPS = [
     "tenants",
     "django.contrib.contenttypes",
     "django.contrib.auth",
-    "django.contrib.admin",
+    "chatbot.apps.ConsoleAdminConfig",
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
@@ -132,7 +132,7 @@ SHARED_APPS = [
 TENANT_APPS = [
     "django.contrib.contenttypes",
     "django.contrib.auth",
-    "django.contrib.admin",
+    "chatbot.apps.ConsoleAdminConfig",
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.postgres",
@@ -277,6 +277,42 @@ SPECTACULAR_SETTINGS = {
 }
 
 PARLEY_HEALTH_TIMEOUT = float(_int("PARLEY_HEALTH_TIMEOUT_MS", 2000)) / 1000
+
+# --- LLM providers ----------------------------------------------------------------------
+# Seconds: one whole attempt; connecting; the longest silence of a stream (before the first
+# token, or between two chunks). Attempts per answer, the first included (retries happen
+# only before the first token), and the base of the exponential backoff between them.
+PARLEY_LLM_TIMEOUT = float(_int("PARLEY_LLM_TIMEOUT", 60))
+PARLEY_LLM_CONNECT_TIMEOUT = float(_int("PARLEY_LLM_CONNECT_TIMEOUT", 5))
+PARLEY_LLM_READ_TIMEOUT = float(_int("PARLEY_LLM_READ_TIMEOUT", 30))
+PARLEY_LLM_RETRIES = _int("PARLEY_LLM_RETRIES", 3)
+PARLEY_LLM_RETRY_BASE_DELAY = _int("PARLEY_LLM_RETRY_BASE_DELAY_MS", 500) / 1000
+for _name, _value in {
+    "PARLEY_LLM_TIMEOUT": PARLEY_LLM_TIMEOUT,
+    "PARLEY_LLM_CONNECT_TIMEOUT": PARLEY_LLM_CONNECT_TIMEOUT,
+    "PARLEY_LLM_READ_TIMEOUT": PARLEY_LLM_READ_TIMEOUT,
+    "PARLEY_LLM_RETRIES": PARLEY_LLM_RETRIES,
+}.items():
+    if _value < 1:
+        raise ImproperlyConfigured(f"{_name}: must be at least 1, got {_value:g}")
+if PARLEY_LLM_RETRY_BASE_DELAY < 0:
+    raise ImproperlyConfigured("PARLEY_LLM_RETRY_BASE_DELAY_MS: must not be negative")
+
+# --- Visitor socket (docs/visitor-socket.md) --------------------------------------------
+# Questions per minute from one visitor id; requests per minute (questions, feedback,
+# handoffs, resumes) from one IP address, per tenant. 0 turns a limit off.
+PARLEY_VISITOR_MESSAGES_PER_MINUTE = _int("PARLEY_VISITOR_MESSAGES_PER_MINUTE", 20)
+PARLEY_IP_REQUESTS_PER_MINUTE = _int("PARLEY_IP_REQUESTS_PER_MINUTE", 120)
+# Proxies in front of daphne that append the client to X-Forwarded-For (0: none, the peer
+# address is the client's). Only trust as many as there really are: the header is forgeable.
+PARLEY_TRUSTED_PROXY_COUNT = _int("PARLEY_TRUSTED_PROXY_COUNT", 0)
+for _name in (
+    "PARLEY_VISITOR_MESSAGES_PER_MINUTE",
+    "PARLEY_IP_REQUESTS_PER_MINUTE",
+    "PARLEY_TRUSTED_PROXY_COUNT",
+):
+    if globals()[_name] < 0:
+        raise ImproperlyConfigured(f"{_name}: must not be negative, got {globals()[_name]}")
 
 # --- Knowledge --------------------------------------------------------------------------
 # Fetching user-supplied URLs: networks the SSRF guard lets through (intranets, tests).
