@@ -22,10 +22,6 @@ platform_admin = PlatformAdminSite(name="platform_admin")
 platform_admin.register(User, UserAdmin)
 platform_admin.register(Group, GroupAdmin)
 
-admin.site.site_header = "Parley"
-admin.site.site_title = "Parley console"
-admin.site.index_title = "Console"
-
 
 def move_platform_models_off_tenant_admin() -> None:
     """django-celery-beat registers itself on the default site, but its tables live in the

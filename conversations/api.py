@@ -6,7 +6,6 @@ Looked up in the request's tenant schema only: another tenant's ids are 404.
 from __future__ import annotations
 
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db.models import Count
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, serializers, viewsets
 from rest_framework.generics import get_object_or_404
@@ -32,13 +31,12 @@ class MessageSerializer(serializers.ModelSerializer):
 
 class ConversationSerializer(serializers.ModelSerializer):
     bot = serializers.CharField(source="bot.public_id", read_only=True)
-    message_count = serializers.IntegerField(read_only=True, default=0)
 
     class Meta:
         model = Conversation
         fields = [
             "id", "bot", "visitor_id", "channel", "status", "title", "message_count",
-            "created_at", "last_message_at",
+            "unanswered_count", "thumbs_up", "thumbs_down", "created_at", "last_message_at",
         ]  # fmt: skip
         read_only_fields = fields
 
@@ -62,7 +60,6 @@ class ConversationViewSet(
     def get_queryset(self):  # type: ignore[no-untyped-def]
         rows = Conversation.objects.select_related("bot").order_by("-created_at", "pk")
         if self.action == "list":
-            rows = rows.annotate(message_count=Count("messages"))
             bot = self.request.query_params.get("bot")
             if bot:
                 rows = rows.filter(bot__public_id=bot)

@@ -31,6 +31,12 @@ class Conversation(models.Model):
     status = models.CharField(max_length=16, choices=Status, default=Status.BOT)
     title = models.CharField(max_length=200, blank=True, help_text="The first question.")
     metadata = models.JSONField(default=dict, blank=True)
+    # Kept up to date by conversations.services, so that the inbox filters and sorts on
+    # plain columns instead of aggregating every message.
+    message_count = models.PositiveIntegerField(default=0)
+    unanswered_count = models.PositiveIntegerField(default=0)
+    thumbs_up = models.PositiveIntegerField(default=0)
+    thumbs_down = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
     last_message_at = models.DateTimeField(null=True, blank=True)

@@ -11,6 +11,7 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
 from chatbot.llm import ChatMessage, estimate_tokens
@@ -74,7 +75,9 @@ def add_user_message(conversation: Conversation, text: str) -> Message:
         fields = {"last_message_at": now}
         if not conversation.title:
             fields["title"] = text[:200]
-        Conversation.objects.filter(pk=conversation.pk).update(**fields, updated_at=now)
+        Conversation.objects.filter(pk=conversation.pk).update(
+            **fields, updated_at=now, message_count=F("message_count") + 1
+        )
         for name, value in fields.items():
             setattr(conversation, name, value)
     return message
@@ -113,7 +116,12 @@ def add_assistant_message(conversation: Conversation, **fields: Any) -> Message:
         message = Message.objects.create(
             conversation=conversation, role=Message.Role.ASSISTANT, **fields
         )
-        Conversation.objects.filter(pk=conversation.pk).update(last_message_at=now, updated_at=now)
+        Conversation.objects.filter(pk=conversation.pk).update(
+            last_message_at=now,
+            updated_at=now,
+            message_count=F("message_count") + 1,
+            unanswered_count=F("unanswered_count") + (0 if message.answered else 1),
+        )
     return message
 
 
@@ -122,10 +130,20 @@ def record_feedback(message: Message, rating: str, comment: str = "") -> Message
         raise ValidationError({"rating": 'Either "up" or "down".'})
     if message.role != Message.Role.ASSISTANT:
         raise ValidationError({"message": "Only answers can be rated."})
-    message.rating = rating
-    message.feedback_comment = (comment or "").strip()[:2000]
-    message.rated_at = timezone.now()
-    message.save(update_fields=["rating", "feedback_comment", "rated_at"])
+    with transaction.atomic():
+        previous = (
+            Message.objects.select_for_update().values_list("rating", flat=True).get(pk=message.pk)
+        )
+        message.rating = rating
+        message.feedback_comment = (comment or "").strip()[:2000]
+        message.rated_at = timezone.now()
+        message.save(update_fields=["rating", "feedback_comment", "rated_at"])
+        counters = {"up": "thumbs_up", "down": "thumbs_down"}
+        changes = {counters[rating]: F(counters[rating]) + 1}
+        if previous in counters:
+            changes[counters[previous]] = F(counters[previous]) - 1
+        if previous != rating:
+            Conversation.objects.filter(pk=message.conversation_id).update(**changes)
     return message
 
 
