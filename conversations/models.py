@@ -44,6 +44,10 @@ class Conversation(models.Model):
     class Meta:
         ordering = ["-created_at"]
         indexes = [models.Index(fields=["bot", "-created_at"])]
+        permissions = [
+            ("view_analytics", "Can view analytics"),
+            ("view_gaps", "Can view knowledge gaps and answer them"),
+        ]
 
     def __str__(self) -> str:
         return self.title or str(self.id)
