@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import admin, messages
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 
-from chatbot.models import ApiKey, Bot
+from chatbot.models import ApiKey, AuditEntry, Bot
 from chatbot.services import create_api_key, revoke_api_keys
 from widget.embed import embed_html
 
@@ -182,3 +182,47 @@ class BotAdmin(admin.ModelAdmin):
     def get_form(self, request, obj=None, **kwargs):  # type: ignore[no-untyped-def]
         self._request = request
         return super().get_form(request, obj, **kwargs)
+
+
+@admin.register(AuditEntry)
+class AuditEntryAdmin(admin.ModelAdmin):
+    """Read-only: the log is written by chatbot.audit and never edited."""
+
+    list_display = ["created_at", "actor", "action", "object_type", "object_repr", "summary"]
+    list_filter = ["action", "object_type", ("created_at", admin.DateFieldListFilter)]
+    search_fields = ["actor", "object_repr", "object_id"]
+    date_hierarchy = "created_at"
+    show_full_result_count = False
+    fields = ["created_at", "actor", "action", "object_type", "object_id", "object_repr", "details"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request) -> bool:  # type: ignore[no-untyped-def]
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:  # type: ignore[no-untyped-def]
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:  # type: ignore[no-untyped-def]
+        return False
+
+    @admin.display(description="Changes")
+    def summary(self, entry: AuditEntry) -> str:
+        return ", ".join(sorted(entry.changes)) or "—"
+
+    @admin.display(description="What changed")
+    def details(self, entry: AuditEntry) -> str:
+        rows = format_html_join(
+            "",
+            "<tr><th>{}</th><td>{}</td><td>{}</td></tr>",
+            (
+                (name, *(value if isinstance(value, list) and len(value) == 2 else ["", value]))
+                for name, value in sorted(entry.changes.items())
+            ),
+        )
+        if not rows:
+            return "—"
+        return format_html(
+            "<table><thead><tr><th>Field</th><th>Before</th><th>After</th></tr></thead>"
+            "<tbody>{}</tbody></table>",
+            rows,
+        )

@@ -10,6 +10,7 @@ from django.db import connection
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 
+from chatbot import audit
 from chatbot.models import ApiKey
 
 
@@ -42,6 +43,9 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         key = ApiKey.authenticate(raw.strip())
         if key is None:
             raise exceptions.AuthenticationFailed("Invalid or revoked API key.")
+        # The key is the actor of the request's audited changes (the middleware's context
+        # is the request's: reset when the request ends).
+        audit.set_actor(audit.Actor(f"API key {key.name} ({key.prefix}…)"))
         return ApiClient(key=key, schema_name=connection.schema_name), key
 
     def authenticate_header(self, request):  # type: ignore[no-untyped-def]

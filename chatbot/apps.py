@@ -8,9 +8,10 @@ class ChatbotConfig(AppConfig):
     verbose_name = "Bots"
 
     def ready(self) -> None:
-        from chatbot import admin_site
+        from chatbot import admin_site, audit
 
         admin_site.move_platform_models_off_tenant_admin()
+        audit.connect()
 
 
 class ConsoleAdminConfig(admin_apps.AdminConfig):

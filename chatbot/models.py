@@ -221,3 +221,32 @@ class Bot(models.Model):
                 break
         if errors:
             raise ValidationError(errors)
+
+
+class AuditEntry(models.Model):
+    """Who changed which bot, knowledge base, source, API key or webhook, when, and what
+    changed (secrets recorded as changed, never with their values). Written by
+    chatbot.audit, read-only everywhere."""
+
+    class Action(models.TextChoices):
+        CREATED = "created"
+        CHANGED = "changed"
+        DELETED = "deleted"
+
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    actor = models.CharField(max_length=200, help_text="A staff user or an API key.")
+    user_id = models.IntegerField(null=True, blank=True)
+    action = models.CharField(max_length=16, choices=Action)
+    object_type = models.CharField(max_length=100)
+    object_id = models.CharField(max_length=64)
+    object_repr = models.CharField(max_length=300)
+    changes = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = "audit log entry"
+        verbose_name_plural = "audit log"
+        indexes = [models.Index(fields=["object_type", "object_id"])]
+
+    def __str__(self) -> str:
+        return f"{self.actor} {self.action} {self.object_type} {self.object_repr}"
