@@ -226,3 +226,6 @@ class AuditEntryAdmin(admin.ModelAdmin):
             "<tbody>{}</tbody></table>",
             rows,
         )
+
+
+from chatbot import admin_staff  # noqa: E402,F401 - registers the staff pages

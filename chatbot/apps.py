@@ -8,10 +8,13 @@ class ChatbotConfig(AppConfig):
     verbose_name = "Bots"
 
     def ready(self) -> None:
-        from chatbot import admin_site, audit
+        from django.db.models.signals import post_migrate
+
+        from chatbot import admin_site, audit, roles
 
         admin_site.move_platform_models_off_tenant_admin()
         audit.connect()
+        post_migrate.connect(roles.roles_after_migrate, dispatch_uid="parley-roles")
 
 
 class ConsoleAdminConfig(admin_apps.AdminConfig):

@@ -16,7 +16,10 @@ SECTIONS: list[tuple[str, list[str]]] = [
     ("Knowledge", ["knowledge.knowledgebase", "knowledge.source", "knowledge.document"]),
     ("Conversations", ["conversations.conversation", "view:handoff-inbox"]),
     ("Analytics", ["view:analytics", "view:gaps"]),
-    ("Settings", ["chatbot.apikey", "auth.user", "auth.group", "chatbot.auditentry"]),
+    (
+        "Settings",
+        ["chatbot.apikey", "auth.user", "view:invite", "auth.group", "chatbot.auditentry"],
+    ),
 ]
 
 
