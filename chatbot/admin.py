@@ -3,10 +3,17 @@ hashed, revocable)."""
 
 from __future__ import annotations
 
+import json
+
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, JsonResponse
+from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
+from chatbot import answering
 from chatbot.models import ApiKey, AuditEntry, Bot
 from chatbot.services import create_api_key, revoke_api_keys
 from widget.embed import embed_html
@@ -120,9 +127,10 @@ class BotAdmin(admin.ModelAdmin):
     list_filter = ["provider"]
     search_fields = ["name", "public_id"]
     filter_horizontal = ["knowledge_bases"]
-    readonly_fields = ["public_id", "embed", "created_at", "updated_at"]
+    readonly_fields = ["public_id", "embed", "try_it", "created_at", "updated_at"]
     fieldsets = [
         (None, {"fields": ["name", "public_id", "knowledge_bases", "greeting"]}),
+        ("Try it", {"fields": ["try_it"]}),
         (
             "Answering",
             {
@@ -161,8 +169,51 @@ class BotAdmin(admin.ModelAdmin):
         ("History", {"fields": ["created_at", "updated_at"], "classes": ["collapse"]}),
     ]
 
+    class Media:
+        css = {"all": ["parley/bot-admin.css"]}
+        js = ["parley/bot-try.js"]
+
     def get_queryset(self, request):  # type: ignore[no-untyped-def]
         return super().get_queryset(request).prefetch_related("knowledge_bases")
+
+    def get_fieldsets(self, request, obj=None):  # type: ignore[no-untyped-def]
+        fieldsets = super().get_fieldsets(request, obj)
+        return fieldsets if obj else [f for f in fieldsets if f[0] != "Try it"]
+
+    def get_urls(self):  # type: ignore[no-untyped-def]
+        try_url = path(
+            "<path:object_id>/try/",
+            self.admin_site.admin_view(self.try_view),
+            name="chatbot_bot_try",
+        )
+        return [try_url, *super().get_urls()]
+
+    def try_view(self, request: HttpRequest, object_id: str) -> JsonResponse:
+        """POST {"question"} → the answer and the retrieved chunks with their scores."""
+        bot = self.get_object(request, unquote(object_id))
+        if bot is None or not self.has_view_permission(request, bot):
+            raise PermissionDenied
+        if request.method != "POST":
+            return JsonResponse({"error": "POST a question."}, status=405)
+        try:
+            question = str(json.loads(request.body or b"{}").get("question", "")).strip()
+        except (ValueError, AttributeError):
+            return JsonResponse({"error": 'Send JSON: {"question": "…"}.'}, status=400)
+        if not question or len(question) > 4000:
+            return JsonResponse({"error": "Ask a question (up to 4,000 characters)."}, status=400)
+        return JsonResponse(answering.try_bot(bot, question))
+
+    @admin.display(description="Ask a question")
+    def try_it(self, bot: Bot) -> str:
+        return format_html(
+            '<div class="bot-try" data-url="{}">'
+            '<label for="bot-try-question" class="visually-hidden">Question</label>'
+            '<input type="text" id="bot-try-question" class="vTextField" '
+            'placeholder="Ask what a visitor would ask">'
+            '<button type="button" class="button">Ask</button>'
+            '<div class="bot-try-result" aria-live="polite"></div></div>',
+            reverse("admin:chatbot_bot_try", args=[bot.pk]),
+        )
 
     @admin.display(description="Provider")
     def provider_and_model(self, bot: Bot) -> str:

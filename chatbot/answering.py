@@ -423,3 +423,56 @@ async def answer(**kwargs: Any) -> dict[str, Any]:
             )
     result["answer"] = "".join(tokens)
     return result
+
+
+def try_bot(bot: Bot, question: str) -> dict[str, Any]:
+    """The console's "try it": the answer the bot would give to a first question, and every
+    chunk retrieval found with its scores (those under the threshold marked unused).
+    Nothing is saved: staff experiments stay out of conversations and analytics. Sync: runs
+    in the console's request, in its tenant schema."""
+    from asgiref.sync import async_to_sync
+
+    from chatbot.llm import complete_with_retries
+    from knowledge.retrieval import retrieve
+
+    started = time.perf_counter()
+    knowledge_bases = list(bot.knowledge_bases.all())
+    found = retrieve(knowledge_bases, question, top_k=bot.top_k) if knowledge_bases else []
+    used = [r for r in found if r.score >= bot.relevance_threshold]
+    chunks = [{**r.as_dict(), "used": r.score >= bot.relevance_threshold} for r in found]
+    result: dict[str, Any] = {"chunks": chunks, "threshold": bot.relevance_threshold}
+    if not used:
+        return {
+            **result,
+            "answer": bot.fallback_message,
+            "answered": False,
+            "error": "",
+            "latency_ms": _ms(time.perf_counter() - started),
+            "usage": None,
+        }
+    request = build_request(bot, [], question, passages_from(used))
+    provider = get_provider(bot.provider, api_key=bot.api_key, base_url=bot.base_url)
+    try:
+        text, usage = async_to_sync(complete_with_retries)(provider, request)
+    except ProviderError as exc:
+        return {
+            **result,
+            "answer": "",
+            "answered": False,
+            "error": f"{exc.code}: {exc}",
+            "latency_ms": _ms(time.perf_counter() - started),
+            "usage": None,
+        }
+    return {
+        **result,
+        "answer": text,
+        "answered": True,
+        "error": "",
+        "sources": source_items(used),
+        "latency_ms": _ms(time.perf_counter() - started),
+        "usage": {
+            "input": usage.input_tokens,
+            "output": usage.output_tokens,
+            "estimated": usage.estimated,
+        },
+    }

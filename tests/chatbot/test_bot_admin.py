@@ -88,3 +88,36 @@ def test_charlie_cannot_open_tenant_a_bots(charlie_client, tenant_a):
     response = charlie_client.get(f"/admin/chatbot/bot/{bot.pk}/change/")
     assert response.status_code in {302, 404}
     assert "Support" not in charlie_client.get("/admin/chatbot/bot/").content.decode()
+
+
+def test_try_it_shows_the_answer_and_the_scored_chunks(alice_client, kb_a, run_on_commit):
+    from conversations.models import Conversation
+    from knowledge import services as knowledge
+
+    run_on_commit(
+        knowledge.add_text_source,
+        kb_a,
+        "Returns",
+        "Returns\n\nYou can return any item within 30 days for a full refund.",
+    )
+    bot = Bot.objects.create(name="Support")
+    bot.knowledge_bases.set([kb_a])
+    url = f"/admin/chatbot/bot/{bot.pk}/try/"
+    page = alice_client.get(f"/admin/chatbot/bot/{bot.pk}/change/").content.decode()
+    assert f'data-url="{url}"' in page and "parley/bot-try.js" in page
+    data = alice_client.post(
+        url, {"question": "Can I return an item?"}, content_type="application/json"
+    ).json()
+    assert data["answered"] is True and "[1]" in data["answer"]
+    chunk = data["chunks"][0]
+    assert chunk["used"] is True and chunk["document"]["title"] == "Returns"
+    assert chunk["score"] >= data["threshold"] and chunk["vector_score"] is not None
+    refused = alice_client.post(
+        url, {"question": "Who painted the Mona Lisa?"}, content_type="application/json"
+    ).json()
+    assert refused["answered"] is False and refused["answer"] == bot.fallback_message
+    assert all(not c["used"] for c in refused["chunks"])
+    assert connection.schema_name == "tenant_a"
+    assert not Conversation.objects.exists()  # staff experiments are not conversations
+    bad = alice_client.post(url, "nope", content_type="application/json")
+    assert bad.status_code == 400
