@@ -279,4 +279,4 @@ class AuditEntryAdmin(admin.ModelAdmin):
         )
 
 
-from chatbot import admin_staff  # noqa: E402,F401 - registers the staff pages
+from chatbot import admin_staff, admin_webhooks  # noqa: E402,F401 - register their pages

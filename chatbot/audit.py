@@ -64,6 +64,7 @@ class Tracked:
 TRACKED: dict[str, Tracked] = {
     "chatbot.bot": Tracked(secrets=frozenset({"api_key"})),
     "chatbot.apikey": Tracked(secrets=frozenset({"key_hash"})),
+    "chatbot.webhook": Tracked(secrets=frozenset({"secret"})),
     "knowledge.knowledgebase": Tracked(secrets=frozenset({"embedder_api_key"})),
     # A source's status and counters move with ingestion: only its settings are audited.
     "knowledge.source": Tracked(fields=frozenset({"title", "kind", "config", "schedule"})),

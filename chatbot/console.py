@@ -18,7 +18,15 @@ SECTIONS: list[tuple[str, list[str]]] = [
     ("Analytics", ["view:analytics", "view:gaps"]),
     (
         "Settings",
-        ["chatbot.apikey", "auth.user", "view:invite", "auth.group", "chatbot.auditentry"],
+        [
+            "chatbot.apikey",
+            "auth.user",
+            "view:invite",
+            "auth.group",
+            "chatbot.webhook",
+            "chatbot.webhookdelivery",
+            "chatbot.auditentry",
+        ],
     ),
 ]
 

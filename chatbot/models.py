@@ -250,3 +250,63 @@ class AuditEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.actor} {self.action} {self.object_type} {self.object_repr}"
+
+
+def new_webhook_secret() -> str:
+    return "whsec_" + secrets.token_urlsafe(32)
+
+
+class Webhook(models.Model):
+    """An endpoint of the tenant's that hears about events, signed with its own secret."""
+
+    class Event(models.TextChoices):
+        CONVERSATION_STARTED = "conversation.started"
+        MESSAGE_CREATED = "message.created"
+        HANDOFF_REQUESTED = "handoff.requested"
+        FEEDBACK_RECEIVED = "feedback.received"
+        SOURCE_SYNCED = "source.synced"
+        SOURCE_FAILED = "source.failed"
+
+    name = models.CharField(max_length=100)
+    url = models.URLField(max_length=2048, help_text="HTTPS endpoint receiving POSTed JSON.")
+    events = models.JSONField(default=list, help_text="The events sent to this endpoint.")
+    secret = EncryptedTextField(default=new_webhook_secret, editable=False)
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self) -> None:
+        unknown = set(self.events or []) - set(self.Event.values)
+        if not isinstance(self.events, list) or unknown:
+            raise ValidationError({"events": f"Unknown events: {sorted(unknown)}."})
+
+
+class WebhookDelivery(models.Model):
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        SUCCEEDED = "succeeded"
+        FAILED = "failed"
+
+    webhook = models.ForeignKey(Webhook, on_delete=models.CASCADE, related_name="deliveries")
+    event = models.CharField(max_length=64)
+    payload = models.JSONField()
+    status = models.CharField(max_length=16, choices=Status, default=Status.PENDING)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    response_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    response_body = models.TextField(blank=True)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name_plural = "webhook deliveries"
+
+    def __str__(self) -> str:
+        return f"{self.event} → {self.webhook}"

@@ -307,13 +307,21 @@ PARLEY_IP_REQUESTS_PER_MINUTE = _int("PARLEY_IP_REQUESTS_PER_MINUTE", 120)
 # Proxies in front of daphne that append the client to X-Forwarded-For (0: none, the peer
 # address is the client's). Only trust as many as there really are: the header is forgeable.
 PARLEY_TRUSTED_PROXY_COUNT = _int("PARLEY_TRUSTED_PROXY_COUNT", 0)
+# Threads (each with its own database connection) that run the sockets' database and
+# retrieval work in parallel, per daphne process; 0: asgiref's one shared thread.
+PARLEY_SOCKET_DB_THREADS = _int("PARLEY_SOCKET_DB_THREADS", min(8, 2 * (os.cpu_count() or 1)))
 for _name in (
     "PARLEY_VISITOR_MESSAGES_PER_MINUTE",
     "PARLEY_IP_REQUESTS_PER_MINUTE",
     "PARLEY_TRUSTED_PROXY_COUNT",
+    "PARLEY_SOCKET_DB_THREADS",
 ):
     if globals()[_name] < 0:
         raise ImproperlyConfigured(f"{_name}: must not be negative, got {globals()[_name]}")
+
+# --- Webhooks ---------------------------------------------------------------------------
+PARLEY_WEBHOOK_MAX_ATTEMPTS = _int("PARLEY_WEBHOOK_MAX_ATTEMPTS", 6)
+PARLEY_WEBHOOK_RETRY_BASE_SECONDS = _int("PARLEY_WEBHOOK_RETRY_BASE_SECONDS", 60)
 
 # --- Knowledge --------------------------------------------------------------------------
 # Fetching user-supplied URLs: networks the SSRF guard lets through (intranets, tests).

@@ -14,8 +14,9 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from chatbot import webhooks
 from chatbot.llm import ChatMessage, estimate_tokens
-from chatbot.models import Bot
+from chatbot.models import Bot, Webhook
 from conversations.models import Conversation, Message
 
 MAX_MESSAGE_CHARS = 4000
@@ -39,7 +40,9 @@ def start_or_resume(
         if conversation is None:
             raise ConversationNotFound(conversation_id)
         return conversation, False
-    return Conversation.objects.create(bot=bot, visitor_id=visitor_id, channel=channel), True
+    conversation = Conversation.objects.create(bot=bot, visitor_id=visitor_id, channel=channel)
+    webhooks.emit(Webhook.Event.CONVERSATION_STARTED, webhooks.conversation_data(conversation))
+    return conversation, True
 
 
 def uuid_or_none(value: str) -> str | None:
@@ -80,6 +83,7 @@ def add_user_message(conversation: Conversation, text: str) -> Message:
         )
         for name, value in fields.items():
             setattr(conversation, name, value)
+        _message_created(conversation, message)
     return message
 
 
@@ -122,7 +126,25 @@ def add_assistant_message(conversation: Conversation, **fields: Any) -> Message:
             message_count=F("message_count") + 1,
             unanswered_count=F("unanswered_count") + (0 if message.answered else 1),
         )
+        _message_created(conversation, message)
     return message
+
+
+def _message_created(conversation: Conversation, message: Message) -> None:
+    webhooks.emit(
+        Webhook.Event.MESSAGE_CREATED,
+        {
+            **webhooks.conversation_data(conversation),
+            "message": {
+                "id": str(message.pk),
+                "role": message.role,
+                "content": message.content,
+                "answered": message.answered,
+                "sources": message.sources,
+                "created_at": message.created_at.isoformat(),
+            },
+        },
+    )
 
 
 def record_feedback(message: Message, rating: str, comment: str = "") -> Message:
@@ -144,6 +166,15 @@ def record_feedback(message: Message, rating: str, comment: str = "") -> Message
             changes[counters[previous]] = F(counters[previous]) - 1
         if previous != rating:
             Conversation.objects.filter(pk=message.conversation_id).update(**changes)
+        webhooks.emit(
+            Webhook.Event.FEEDBACK_RECEIVED,
+            {
+                **webhooks.conversation_data(message.conversation),
+                "message_id": str(message.pk),
+                "rating": rating,
+                "comment": message.feedback_comment,
+            },
+        )
     return message
 
 
@@ -157,6 +188,8 @@ def request_handoff(conversation: Conversation) -> Conversation:
     """The visitor asked for a person: the conversation waits for an agent (the staff
     inbox and the rest of the handoff flow build on this status)."""
     if conversation.status == Conversation.Status.BOT:
-        conversation.status = Conversation.Status.WAITING
-        conversation.save(update_fields=["status", "updated_at"])
+        with transaction.atomic():
+            conversation.status = Conversation.Status.WAITING
+            conversation.save(update_fields=["status", "updated_at"])
+            webhooks.emit(Webhook.Event.HANDOFF_REQUESTED, webhooks.conversation_data(conversation))
     return conversation
