@@ -279,4 +279,4 @@ class AuditEntryAdmin(admin.ModelAdmin):
         )
 
 
-from chatbot import admin_staff, admin_webhooks  # noqa: E402,F401 - register their pages
+from chatbot import admin_limits, admin_staff, admin_webhooks  # noqa: E402,F401 - their pages

@@ -28,6 +28,7 @@ from asgiref.sync import sync_to_async
 from django.db import close_old_connections, connection
 from django_tenants.utils import tenant_context
 
+from chatbot import limits
 from chatbot.llm import (
     ChatMessage,
     LLMRequest,
@@ -118,6 +119,7 @@ def _prepare(
     bot_id: int, text: str, visitor_id: str, channel: str, conversation_id: str | None
 ) -> Turn:
     bot = Bot.objects.get(pk=bot_id)
+    limits.check_message_quota(connection.tenant, llm=bot.provider != Bot.Provider.EXTRACTIVE)
     conversation, created = conversations.start_or_resume(
         bot, conversation_id, visitor_id=visitor_id, channel=channel
     )
@@ -246,8 +248,9 @@ async def answer_stream(
 ) -> AsyncIterator[dict[str, Any]]:
     """One turn of a conversation as events. The caller validates `text` (length) first;
     `conversations.ConversationNotFound` propagates before any event when the id is not
-    the visitor's. Cancelling the consumer's task (stop, disconnect) saves what was
-    streamed so far, marked as stopped."""
+    the visitor's, and `limits.QuotaExceeded` when the tenant's monthly quota is used up.
+    Cancelling the consumer's task (stop, disconnect) saves what was streamed so far,
+    marked as stopped."""
     started = time.perf_counter()
     turn = await in_tenant(tenant, _prepare, bot_id, text, visitor_id, channel, conversation_id)
     yield {"type": "conversation", "id": str(turn.conversation.pk)}

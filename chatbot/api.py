@@ -22,7 +22,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from chatbot import answering, services
+from chatbot import answering, limits, services
 from chatbot.api_errors import error_body
 from chatbot.models import Bot
 from conversations import services as conversations
@@ -128,6 +128,16 @@ CHAT_RESPONSE = inline_serializer(
 )
 
 
+def quota_response(exc: limits.QuotaExceeded) -> Response:
+    response = Response(
+        error_body("quota_exceeded", exc.message, {"quota": exc.kind}),
+        status=status.HTTP_429_TOO_MANY_REQUESTS,
+    )
+    if exc.retry_after:
+        response["Retry-After"] = str(exc.retry_after)
+    return response
+
+
 class EventStreamRenderer(renderers.BaseRenderer):
     """Lets content negotiation accept `Accept: text/event-stream`; the chat view then
     answers with a streaming response of its own."""
@@ -228,6 +238,12 @@ class BotViewSet(viewsets.ModelViewSet):
             "channel": Conversation.Channel.API,
             "conversation_id": conversation_id,
         }
+        try:
+            limits.check_message_quota(
+                connection.tenant, llm=bot.provider != Bot.Provider.EXTRACTIVE
+            )
+        except limits.QuotaExceeded as exc:
+            return quota_response(exc)
         if request.accepted_renderer.media_type == EventStreamRenderer.media_type:
             response = StreamingHttpResponse(
                 event_stream(answering.answer_stream(**kwargs)), content_type="text/event-stream"
@@ -235,7 +251,10 @@ class BotViewSet(viewsets.ModelViewSet):
             response["Cache-Control"] = "no-cache"
             response["X-Accel-Buffering"] = "no"  # nginx: do not buffer the stream
             return response
-        result = async_to_sync(answering.answer)(**kwargs)
+        try:
+            result = async_to_sync(answering.answer)(**kwargs)
+        except limits.QuotaExceeded as exc:  # used up by a concurrent request meanwhile
+            return quota_response(exc)
         error = result.pop("error")
         if error and not result.get("answer"):
             body = error_body(

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from django.db import connection
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
-from rest_framework import authentication, exceptions
+from rest_framework import authentication, exceptions, throttling
 
 from chatbot import audit
 from chatbot.models import ApiKey
@@ -58,3 +58,20 @@ class ApiKeyAuthenticationScheme(OpenApiAuthenticationExtension):
 
     def get_security_definition(self, auto_schema):  # type: ignore[no-untyped-def]
         return {"type": "http", "scheme": "bearer", "description": "A tenant API key."}
+
+
+class ApiKeyThrottle(throttling.BaseThrottle):
+    """Requests per minute per API key (the tenant's limit, else PARLEY_API_RATE_PER_MINUTE),
+    counted in Redis so that every web process shares it; 429 with Retry-After beyond."""
+
+    def allow_request(self, request, view) -> bool:  # type: ignore[no-untyped-def]
+        from chatbot import limits
+
+        client = request.user
+        if not isinstance(client, ApiClient):
+            return True
+        allowed, self._wait = limits.hit_api_key(connection.tenant, client.key.pk)
+        return allowed
+
+    def wait(self) -> float | None:
+        return float(getattr(self, "_wait", 1) or 1)

@@ -25,6 +25,7 @@ SECTIONS: list[tuple[str, list[str]]] = [
             "auth.group",
             "chatbot.webhook",
             "chatbot.webhookdelivery",
+            "view:limits",
             "chatbot.auditentry",
         ],
     ),

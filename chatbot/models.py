@@ -187,6 +187,7 @@ class Bot(models.Model):
 
     class Meta:
         ordering = ["name"]
+        permissions = [("view_limits", "Can view usage and limits")]
 
     def __str__(self) -> str:
         return self.name

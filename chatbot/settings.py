@@ -264,6 +264,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "chatbot.api_errors.exception_handler",
+    "DEFAULT_THROTTLE_CLASSES": ["chatbot.api_auth.ApiKeyThrottle"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
     "UNAUTHENTICATED_USER": None,
@@ -318,6 +319,9 @@ for _name in (
 ):
     if globals()[_name] < 0:
         raise ImproperlyConfigured(f"{_name}: must not be negative, got {globals()[_name]}")
+
+# --- API rate limit (per key, per minute; a tenant's own setting wins; 0: off) ---------
+PARLEY_API_RATE_PER_MINUTE = _int("PARLEY_API_RATE_PER_MINUTE", 120)
 
 # --- Webhooks ---------------------------------------------------------------------------
 PARLEY_WEBHOOK_MAX_ATTEMPTS = _int("PARLEY_WEBHOOK_MAX_ATTEMPTS", 6)

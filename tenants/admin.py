@@ -20,6 +20,21 @@ class TenantAdmin(admin.ModelAdmin):
     search_fields = ["name", "schema_name", "domains__domain"]
     list_filter = ["is_active"]
     inlines = [DomainInline]
+    fieldsets = [
+        (None, {"fields": ["name", "schema_name", "is_active", "created_at"]}),
+        (
+            "Limits",
+            {
+                "fields": [
+                    "max_messages_per_month",
+                    "max_llm_tokens_per_month",
+                    "max_documents",
+                    "api_requests_per_minute",
+                    "visitor_messages_per_minute",
+                ]
+            },
+        ),
+    ]
 
     def get_readonly_fields(self, request, obj=None):  # type: ignore[no-untyped-def]
         return ["schema_name", "created_at"] if obj else ["created_at"]
