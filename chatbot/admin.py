@@ -91,8 +91,8 @@ class BotForm(forms.ModelForm):
             "name", "knowledge_bases", "greeting", "system_prompt", "provider", "model",
             "base_url", "api_key", "temperature", "max_output_tokens", "top_k",
             "relevance_threshold", "fallback_message", "memory_tokens",
-            "answer_in_visitor_language", "offer_handoff", "allowed_origins", "title", "color",
-            "avatar_url", "position", "suggested_questions",
+            "answer_in_visitor_language", "offer_handoff", "handoff_after_failures",
+            "allowed_origins", "title", "color", "avatar_url", "position", "suggested_questions",
         ]  # fmt: skip
 
     def __init__(self, *args, **kwargs):  # type: ignore[no-untyped-def]
@@ -149,6 +149,7 @@ class BotAdmin(admin.ModelAdmin):
                     "memory_tokens",
                     "answer_in_visitor_language",
                     "offer_handoff",
+                    "handoff_after_failures",
                 ]
             },
         ),

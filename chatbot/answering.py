@@ -41,6 +41,7 @@ from chatbot.llm import (
     stream_with_retries,
 )
 from chatbot.models import Bot
+from conversations import handoff
 from conversations import services as conversations
 from conversations.models import Conversation, Message
 
@@ -113,6 +114,9 @@ class Turn:
     history: list[ChatMessage]
     created: bool
     knowledge_bases: list[Any] = field(default_factory=list)
+    # Set when the bot must not answer: the conversation is with (or waiting for) a person,
+    # or the visitor just asked for one. The status event the visitor gets.
+    handoff: dict[str, Any] | None = None
 
 
 def _prepare(
@@ -124,8 +128,28 @@ def _prepare(
         bot, conversation_id, visitor_id=visitor_id, channel=channel
     )
     question = conversations.add_user_message(conversation, text)
+    if conversation.status in {Conversation.Status.WAITING, Conversation.Status.AGENT}:
+        # A person has (or is about to take) the conversation: the bot stays silent.
+        handoff.announce_visitor_message(conversation, question)
+        state = {"status": conversation.status}
+        return Turn(bot, conversation, question, [], created, handoff=state)
+    if bot.offer_handoff and handoff.wants_human(text):
+        state = handoff.request(conversation, reason="visitor asked")
+        handoff.announce_visitor_message(conversation, question)
+        return Turn(
+            bot, conversation, question, [], created, handoff={"status": "waiting", **state}
+        )
     past = conversations.history(conversation, bot.memory_tokens, before=question)
     return Turn(bot, conversation, question, past, created, list(bot.knowledge_bases.all()))
+
+
+def _after_refusal(turn: Turn) -> dict[str, Any] | None:
+    """After N unanswered questions in a row (a bot setting) a person takes over."""
+    limit = turn.bot.handoff_after_failures
+    if not turn.bot.offer_handoff or not handoff.failing_streak(turn.conversation, limit):
+        return None
+    state = handoff.request(turn.conversation, reason=f"{limit} unanswered in a row")
+    return {"status": "waiting", **state}
 
 
 def _retrieve(turn: Turn, query: str) -> list[Any]:
@@ -254,6 +278,16 @@ async def answer_stream(
     started = time.perf_counter()
     turn = await in_tenant(tenant, _prepare, bot_id, text, visitor_id, channel, conversation_id)
     yield {"type": "conversation", "id": str(turn.conversation.pk)}
+    if turn.handoff is not None:
+        yield {"type": "status", **turn.handoff}
+        yield {
+            "type": "done",
+            "message_id": None,
+            "answered": False,
+            "handoff": False,
+            "forwarded": True,
+        }
+        return
 
     bot = turn.bot
     query = await standalone_query(bot, turn.history, text)
@@ -353,11 +387,14 @@ async def _refuse(
         query=query if query != turn.question.content else "",
     )
     yield {"type": "sources", "items": []}
+    taken_over = await in_tenant(tenant, _after_refusal, turn)
+    if taken_over:
+        yield {"type": "status", **taken_over}
     yield {
         "type": "done",
         "message_id": str(message.pk),
         "answered": False,
-        "handoff": bot.offer_handoff,
+        "handoff": bot.offer_handoff and not taken_over,
     }
 
 
@@ -420,6 +457,8 @@ async def answer(**kwargs: Any) -> dict[str, Any]:
             result["sources"] = event["items"]
         elif kind == "error":
             result["error"] = {"code": event["code"], "message": event["message"]}
+        elif kind == "status":  # a person has the conversation (or was asked for)
+            result["status"] = {k: v for k, v in event.items() if k != "type"}
         elif kind == "done":
             result.update(
                 message_id=event["message_id"], answered=event["answered"], handoff=event["handoff"]

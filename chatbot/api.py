@@ -81,9 +81,9 @@ class BotSerializer(serializers.ModelSerializer):
             "id", "name", "knowledge_bases", "system_prompt", "greeting", "provider", "model",
             "base_url", "api_key", "clear_api_key", "has_api_key", "temperature",
             "max_output_tokens", "top_k", "relevance_threshold", "fallback_message",
-            "memory_tokens", "answer_in_visitor_language", "offer_handoff", "allowed_origins",
-            "title", "color", "avatar_url", "position", "suggested_questions", "created_at",
-            "updated_at",
+            "memory_tokens", "answer_in_visitor_language", "offer_handoff",
+            "handoff_after_failures", "allowed_origins", "title", "color", "avatar_url",
+            "position", "suggested_questions", "created_at", "updated_at",
         ]  # fmt: skip
         read_only_fields = ["created_at", "updated_at"]
 

@@ -14,7 +14,7 @@ from django.urls import reverse
 SECTIONS: list[tuple[str, list[str]]] = [
     ("Bots", ["chatbot.bot"]),
     ("Knowledge", ["knowledge.knowledgebase", "knowledge.source", "knowledge.document"]),
-    ("Conversations", ["conversations.conversation", "view:handoff-inbox"]),
+    ("Conversations", ["view:handoff-inbox", "conversations.conversation"]),
     ("Analytics", ["view:analytics", "view:gaps"]),
     (
         "Settings",
@@ -25,6 +25,7 @@ SECTIONS: list[tuple[str, list[str]]] = [
             "auth.group",
             "chatbot.webhook",
             "chatbot.webhookdelivery",
+            "conversations.supporthours",
             "view:limits",
             "chatbot.auditentry",
         ],

@@ -166,6 +166,12 @@ class Bot(models.Model):
     offer_handoff = models.BooleanField(
         default=True, help_text="Offer a person when the bot cannot answer."
     )
+    handoff_after_failures = models.PositiveSmallIntegerField(
+        default=0,
+        validators=[MaxValueValidator(20)],
+        help_text="Hand the conversation to a person after this many unanswered questions in "
+        "a row (0: never by itself).",
+    )
     # Visitor side
     allowed_origins = models.TextField(
         blank=True,

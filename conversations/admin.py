@@ -144,6 +144,3 @@ class ConversationAdmin(admin.ModelAdmin):
     def transcript(self, conversation: Conversation) -> SafeString:
         messages = list(conversation.messages.order_by("created_at"))
         return SafeString(render_to_string("conversations/transcript.html", {"messages": messages}))
-
-
-from conversations import admin_gaps  # noqa: E402,F401 - registers the knowledge gaps page

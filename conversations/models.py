@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import uuid
 
+from django.conf import settings
 from django.db import models
 
 
@@ -30,6 +31,13 @@ class Conversation(models.Model):
     channel = models.CharField(max_length=16, choices=Channel, default=Channel.API)
     status = models.CharField(max_length=16, choices=Status, default=Status.BOT)
     title = models.CharField(max_length=200, blank=True, help_text="The first question.")
+    # Handoff: the agent who took the conversation, when a person was asked for, and the
+    # email a visitor left when nobody could answer.
+    agent = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    handoff_requested_at = models.DateTimeField(null=True, blank=True)
+    lead_email = models.EmailField(blank=True)
     metadata = models.JSONField(default=dict, blank=True)
     # Kept up to date by conversations.services, so that the inbox filters and sorts on
     # plain columns instead of aggregating every message.
@@ -70,6 +78,10 @@ class Message(models.Model):
     )
     role = models.CharField(max_length=16, choices=Role)
     content = models.TextField(blank=True)
+    # Agent messages: who wrote them.
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     # Assistant messages: the sources cited, as shown to the visitor ([1] is sources[0]).
     sources = models.JSONField(default=list, blank=True)
     answered = models.BooleanField(null=True, blank=True)
@@ -94,3 +106,32 @@ class Message(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_role_display()}: {self.content[:60]}"
+
+
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+class SupportHours(models.Model):
+    """When people answer handed-off conversations (one row per tenant). Outside these hours,
+    or with no agent online, visitors are told so and may leave their email address."""
+
+    always_open = models.BooleanField(
+        default=True, help_text="Ignore the hours below: agents may answer at any time."
+    )
+    timezone = models.CharField(max_length=64, default="UTC")
+    # {"mon": "09:00-17:00", ...}; a missing or empty day is closed.
+    hours = models.JSONField(default=dict, blank=True)
+    offline_message = models.TextField(
+        default="Our team is not available right now. Leave your email address and we will "
+        "get back to you."
+    )
+
+    class Meta:
+        verbose_name = verbose_name_plural = "support hours"
+
+    def __str__(self) -> str:
+        return "Support hours"
+
+    @classmethod
+    def current(cls) -> SupportHours:
+        return cls.objects.first() or cls()

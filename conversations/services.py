@@ -184,12 +184,23 @@ def delete_conversations(conversations: Sequence[Conversation]) -> int:
     return count
 
 
-def request_handoff(conversation: Conversation) -> Conversation:
-    """The visitor asked for a person: the conversation waits for an agent (the staff
-    inbox and the rest of the handoff flow build on this status)."""
-    if conversation.status == Conversation.Status.BOT:
-        with transaction.atomic():
-            conversation.status = Conversation.Status.WAITING
-            conversation.save(update_fields=["status", "updated_at"])
-            webhooks.emit(Webhook.Event.HANDOFF_REQUESTED, webhooks.conversation_data(conversation))
+def request_handoff(conversation: Conversation, reason: str = "visitor") -> Conversation:
+    """The visitor asked for a person: see conversations.handoff.request (which also says
+    whether anyone can answer now)."""
+    from conversations import handoff
+
+    handoff.request(conversation, reason)
     return conversation
+
+
+def add_agent_message(conversation: Conversation, agent: Any, text: str) -> Message:
+    now = timezone.now()
+    with transaction.atomic():
+        message = Message.objects.create(
+            conversation=conversation, role=Message.Role.AGENT, content=text, author=agent
+        )
+        Conversation.objects.filter(pk=conversation.pk).update(
+            last_message_at=now, updated_at=now, message_count=F("message_count") + 1
+        )
+        _message_created(conversation, message)
+    return message

@@ -28,6 +28,7 @@ def form_data(bot: Bot, **changes) -> dict:  # type: ignore[no-untyped-def]
         "memory_tokens": bot.memory_tokens,
         "answer_in_visitor_language": "on",
         "offer_handoff": "on",
+        "handoff_after_failures": bot.handoff_after_failures,
         "allowed_origins": bot.allowed_origins,
         "title": bot.title,
         "color": bot.color,
@@ -83,11 +84,11 @@ def test_a_provider_without_a_key_is_refused(alice_client, tenant_a):
 
 def test_charlie_cannot_open_tenant_a_bots(charlie_client, tenant_a):
     connection.set_tenant(tenant_a)
-    bot = Bot.objects.create(name="Support")
+    bot = Bot.objects.create(name="Zephyr helper")
     connection.set_schema_to_public()
     response = charlie_client.get(f"/admin/chatbot/bot/{bot.pk}/change/")
     assert response.status_code in {302, 404}
-    assert "Support" not in charlie_client.get("/admin/chatbot/bot/").content.decode()
+    assert "Zephyr helper" not in charlie_client.get("/admin/chatbot/bot/").content.decode()
 
 
 def test_try_it_shows_the_answer_and_the_scored_chunks(alice_client, kb_a, run_on_commit):
