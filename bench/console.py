@@ -178,7 +178,8 @@ def start_times(rng: random.Random, now: dt.datetime) -> Iterator[dt.datetime]:
 
 def copy_rows(model: type[models.Model], rows: list[dict[str, Any]]) -> None:
     """COPY rows into the model's table; fields a row does not give take their default."""
-    fields = model._meta.concrete_fields
+    # Generated columns (the message search vector) are computed by PostgreSQL.
+    fields = [f for f in model._meta.concrete_fields if not isinstance(f, models.GeneratedField)]
     columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
     with connection.cursor() as cursor:
         sql = f"COPY {model._meta.db_table} ({columns}) FROM STDIN"

@@ -9,6 +9,8 @@ from __future__ import annotations
 import uuid
 
 from django.conf import settings
+from django.contrib.postgres.indexes import GinIndex
+from django.contrib.postgres.search import SearchVector, SearchVectorField
 from django.db import models
 
 
@@ -99,10 +101,19 @@ class Message(models.Model):
     feedback_comment = models.TextField(blank=True)
     rated_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    # The inbox's text search: words in any language (no stemming), found by prefix.
+    search_vector = models.GeneratedField(
+        expression=SearchVector("content", config="simple"),
+        output_field=SearchVectorField(),
+        db_persist=True,
+    )
 
     class Meta:
         ordering = ["created_at"]
-        indexes = [models.Index(fields=["conversation", "created_at"])]
+        indexes = [
+            models.Index(fields=["conversation", "created_at"]),
+            GinIndex(fields=["search_vector"], name="message_search_gin"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.get_role_display()}: {self.content[:60]}"
