@@ -134,7 +134,7 @@ def _prepare(
         state = {"status": conversation.status}
         return Turn(bot, conversation, question, [], created, handoff=state)
     if bot.offer_handoff and handoff.wants_human(text):
-        state = handoff.request(conversation, reason="visitor asked")
+        state = handoff.request(conversation, reason="visitor asked", announce_visitor=False)
         handoff.announce_visitor_message(conversation, question)
         return Turn(
             bot, conversation, question, [], created, handoff={"status": "waiting", **state}

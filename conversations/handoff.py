@@ -166,9 +166,12 @@ def availability(now: datetime | None = None) -> dict[str, Any]:
 
 
 # --- The flow -------------------------------------------------------------------------------
-def request(conversation: Conversation, reason: str = "visitor") -> dict[str, Any]:
+def request(
+    conversation: Conversation, reason: str = "visitor", *, announce_visitor: bool = True
+) -> dict[str, Any]:
     """The conversation now waits for a person (the visitor asked, or the bot kept failing).
-    Returns the availability, which the visitor is told."""
+    Returns the availability, which the visitor is told (by the caller when
+    `announce_visitor` is false: it answers the asking socket itself)."""
     with transaction.atomic():
         if conversation.status in {Conversation.Status.BOT, Conversation.Status.CLOSED}:
             conversation.status = Conversation.Status.WAITING
@@ -182,7 +185,10 @@ def request(conversation: Conversation, reason: str = "visitor") -> dict[str, An
                 {**webhooks.conversation_data(conversation), "reason": reason},
             )
         state = availability()
-        announce_status(conversation, **state)
+        if announce_visitor:
+            announce_status(conversation, **state)
+        else:
+            _send(inbox_group(), {"type": "inbox.update", "conversation": summary(conversation)})
     return state
 
 

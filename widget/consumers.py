@@ -40,6 +40,7 @@ from django.utils import timezone
 from chatbot import limits
 from chatbot.answering import STOPPED, answer_stream, in_tenant
 from chatbot.models import Bot
+from conversations import handoff
 from conversations import services as conversations
 from conversations.models import Conversation, Message
 from tenants.asgi import header, host_without_port
@@ -163,14 +164,25 @@ def rate_answer(bot: Bot, visitor_id: str, message_id: str, rating: str) -> Mess
 
 def hand_off(
     bot: Bot, conversation_id: str | None, visitor_id: str, channel: str
-) -> tuple[str, str, bool]:
+) -> tuple[str, dict[str, Any], bool]:
     """The visitor asks for a person (starting a conversation if there is none yet):
-    (conversation id, its status, whether it was created)."""
+    (conversation id, the status to announce, whether the conversation was created). The
+    consumer announces it to the visitor's sockets once it has joined their group."""
     conversation, created = conversations.start_or_resume(
         bot, conversation_id, visitor_id=visitor_id, channel=channel
     )
-    conversation = conversations.request_handoff(conversation)
-    return str(conversation.pk), conversation.status, created
+    state = handoff.request(conversation, reason="visitor asked", announce_visitor=False)
+    return str(conversation.pk), {"status": conversation.status, **state}, created
+
+
+def save_lead(bot: Bot, conversation_id: str | None, visitor_id: str, email: str) -> bool:
+    conversation = Conversation.objects.filter(
+        pk=conversations.uuid_or_none(conversation_id or ""), bot=bot, visitor_id=visitor_id
+    ).first()
+    if conversation is None:
+        return False
+    handoff.leave_lead(conversation, email)
+    return True
 
 
 def stopped_message_id(conversation_id: str, since: datetime) -> str | None:
@@ -258,6 +270,7 @@ class VisitorConsumer(AsyncWebsocketConsumer):
             "feedback": self.on_feedback,
             "handoff": self.on_handoff,
             "resume": self.on_resume,
+            "lead": self.on_lead,
         }
 
     @staticmethod
@@ -324,7 +337,7 @@ class VisitorConsumer(AsyncWebsocketConsumer):
             raise Refused("no_conversation", "Send a message or resume a conversation first.")
         await self._limit()
         try:
-            conversation_id, status, created = await self._db(
+            conversation_id, state, created = await self._db(
                 hand_off, self.bot, conversation_id, visitor_id, self.channel_kind
             )
         except conversations.ConversationNotFound:
@@ -332,9 +345,26 @@ class VisitorConsumer(AsyncWebsocketConsumer):
         if created:
             await self.send_json({"type": "conversation", "id": conversation_id})
         await self._join(conversation_id)
-        # Through the group: the visitor's other tabs (and later the staff inbox) hear it.
-        event: protocol.StatusEvent = {"type": "chat.status", "status": status}
+        # Through the group: the visitor's other tabs hear it too (the staff inbox was told
+        # by conversations.handoff).
+        event: protocol.StatusEvent = {"type": "chat.status", **state}
         await self.channel_layer.group_send(self.group, event)
+
+    async def on_lead(self, content: dict[str, Any]) -> None:
+        visitor_id = self._bind_visitor(content.get("visitor_id"))
+        if visitor_id is None or not self.conversation_id:
+            raise Refused("no_conversation", "Ask for a person first.")
+        email = content.get("email")
+        if not isinstance(email, str) or len(email) > 254:
+            raise Refused("invalid", "Send an email address.")
+        await self._limit()
+        try:
+            saved = await self._db(save_lead, self.bot, self.conversation_id, visitor_id, email)
+        except ValidationError as exc:
+            raise Refused("invalid", " ".join(exc.messages)) from None
+        if not saved:
+            raise Refused("not_found", "No such conversation.")
+        await self.send_json({"type": "lead", "saved": True})
 
     async def on_resume(self, content: dict[str, Any]) -> None:
         visitor_id = self._bind_visitor(content.get("visitor_id"), required=True)
@@ -476,4 +506,5 @@ class VisitorConsumer(AsyncWebsocketConsumer):
         await self.send_json({"type": "agent_message", "message": event["message"]})
 
     async def chat_status(self, event: protocol.StatusEvent) -> None:
-        await self.send_json({"type": "status", "status": event["status"]})
+        # The status and what goes with it: the agent's name, or whether anyone can answer.
+        await self.send_json({**event, "type": "status"})

@@ -66,8 +66,16 @@ class ResumeIn(TypedDict):
     visitor_id: str
 
 
-ClientMessage = MessageIn | StopIn | FeedbackIn | HandoffIn | ResumeIn
-CLIENT_TYPES = frozenset({"message", "stop", "feedback", "handoff", "resume"})
+class LeadIn(TypedDict):
+    """The visitor's email address, when nobody could take the conversation."""
+
+    type: Literal["lead"]
+    email: str
+    visitor_id: NotRequired[str]
+
+
+ClientMessage = MessageIn | StopIn | FeedbackIn | HandoffIn | ResumeIn | LeadIn
+CLIENT_TYPES = frozenset({"message", "stop", "feedback", "handoff", "resume", "lead"})
 
 
 # --- Server → client -----------------------------------------------------------------------
@@ -115,6 +123,18 @@ class ErrorOut(TypedDict):
 class StatusOut(TypedDict):
     type: Literal["status"]
     status: str  # conversations.models.Conversation.Status: bot, waiting, agent, closed
+    agent: NotRequired[str]  # with "agent": the person's display name
+    # With "waiting": whether a person can answer now (opening hours, agents online); if
+    # not, `message` says so and the page offers to leave an email address (`lead`).
+    available: NotRequired[bool]
+    open: NotRequired[bool]
+    agents_online: NotRequired[int]
+    message: NotRequired[str]
+
+
+class LeadOut(TypedDict):
+    type: Literal["lead"]
+    saved: bool
 
 
 class RatedOut(TypedDict):
@@ -162,6 +182,7 @@ ServerMessage = (
     | RatedOut
     | HistoryOut
     | AgentMessageOut
+    | LeadOut
 )
 
 
@@ -180,7 +201,13 @@ class AgentMessageEvent(TypedDict):
 
 
 class StatusEvent(TypedDict):
-    """Sent when a conversation's status changes: relayed as `status`."""
+    """Sent when a conversation's status changes: relayed as `status` with the same extra
+    fields as StatusOut."""
 
     type: Literal["chat.status"]
     status: str
+    agent: NotRequired[str]
+    available: NotRequired[bool]
+    open: NotRequired[bool]
+    agents_online: NotRequired[int]
+    message: NotRequired[str]
