@@ -136,6 +136,7 @@ def one_conversation(
         messages.append({"role": "user", "content": question(rng), "created_at": at,
                          "tokens_in": 12, "tokens_estimated": True})  # fmt: skip
         answered = rng.random() < bot[4]
+        messages[-1]["answered"] = answered  # as conversations.services marks the question
         fields = answer_fields(rng, bot, answered)
         at += dt.timedelta(milliseconds=fields["latency_ms"])
         if rng.random() < 0.12:  # some visitors rate an answer, unhappy ones more often

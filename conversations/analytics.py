@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db import connection
-from django.db.models import Aggregate, Case, Count, F, FloatField, Q, QuerySet, Sum, When, Window
-from django.db.models.functions import Lead, TruncDate
+from django.db.models import Aggregate, Count, F, FloatField, Q, QuerySet, Sum, Value
+from django.db.models.functions import Coalesce, TruncDate
 
 from chatbot.models import Bot
 from conversations.models import Conversation, Message
@@ -256,11 +256,11 @@ def by_model(messages: QuerySet[Message]) -> list[dict[str, Any]]:
     return result
 
 
-# Top questions in one pass over the period: each visitor message is paired with the message
-# right after it in its conversation (LEAD), identical texts are counted first (cheap hash
-# grouping), and only the distinct texts are normalised (a regular expression per row is
-# what costs). The inner query comes from the ORM, so it carries the same period and bot
-# filters as every other figure.
+# Top questions in one pass over the visitor messages of the period (each records whether
+# the bot's reply answered it: conversations.services marks it), identical texts are
+# counted first (cheap hash grouping), and only the distinct texts are normalised (a
+# regular expression per row is what costs). The inner query comes from the ORM, so it
+# carries the same period and bot filters as every other figure.
 TOP_QUESTIONS_SQL = r"""
 WITH asks AS ({inner}),
 by_text AS (
@@ -281,14 +281,13 @@ LIMIT %s
 def top_questions(messages: QuerySet[Message], limit: int = TOP_QUESTIONS) -> list[dict[str, Any]]:
     """The most frequent visitor questions, grouped with case, spacing and closing
     punctuation ignored and shown in their most frequent spelling, with how often the bot
-    answered them: the message right after the question is the bot's answer with
-    `answered` true (a refusal, a failure, a person's reply or no reply is not)."""
-    inner = messages.annotate(
-        ask=Case(When(role=Message.Role.USER, then=F("content"))),
-        next_answered=Window(
-            Lead("answered"), partition_by=[F("conversation_id")], order_by=F("created_at").asc()
-        ),
-    ).values("ask", "next_answered")
+    answered them: the bot's reply to the question answered it (a refusal, a failure, a
+    person's reply or no reply is not)."""
+    inner = (
+        messages.filter(role=Message.Role.USER)
+        .annotate(ask=F("content"), next_answered=Coalesce(F("answered"), Value(False)))
+        .values("ask", "next_answered")
+    )
     sql, params = inner.query.sql_with_params()
     with connection.cursor() as cursor:
         cursor.execute(TOP_QUESTIONS_SQL.format(inner=sql), [*params, limit])

@@ -120,6 +120,18 @@ def add_assistant_message(conversation: Conversation, **fields: Any) -> Message:
         message = Message.objects.create(
             conversation=conversation, role=Message.Role.ASSISTANT, **fields
         )
+        # The question this replies to records whether it got an answer: the analytics
+        # group questions without pairing every message with the next one.
+        question = (
+            Message.objects.filter(
+                conversation=conversation, role=Message.Role.USER, answered__isnull=True
+            )
+            .order_by("-created_at")
+            .values_list("pk", flat=True)
+            .first()
+        )
+        if question:
+            Message.objects.filter(pk=question).update(answered=bool(message.answered))
         Conversation.objects.filter(pk=conversation.pk).update(
             last_message_at=now,
             updated_at=now,
