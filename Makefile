@@ -18,6 +18,7 @@ run: $(STAMP)
 	$(PY) manage.py runplatform
 
 test: $(STAMP)
+	sh scripts/ensure-browser.sh
 	$(PY) manage.py services exec -- $(PY) -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)

@@ -179,6 +179,9 @@ TEMPLATES = [
     },
 ]
 
+# Translations of Parley's own strings (the visitor chat page's, first): docs/widget.md.
+LOCALE_PATHS = [BASE_DIR / "locale"]
+
 WSGI_APPLICATION = None
 ASGI_APPLICATION = "chatbot.asgi.application"
 
