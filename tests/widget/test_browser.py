@@ -525,3 +525,86 @@ def test_a_visitor_asks_for_a_person_and_leaves_an_email_when_nobody_is_there(
         conversation = Conversation.objects.get(bot=live.bot, visitor_id=visitor)
         assert (conversation.status, conversation.lead_email) == ("waiting", "visitor@example.com")
         assert conversation.channel == "page"
+
+
+def test_an_agent_takes_a_visitor_from_the_live_inbox_and_they_talk(
+    live: Live, committed_session, django_db_blocker
+) -> None:
+    """Two browsers: the visitor's chat page and an agent's console inbox (handoff.js)."""
+    from selenium.webdriver.common.keys import Keys
+
+    visitor = live.driver
+    agent = make_driver(*find_browser())
+    try:
+        set_viewport(agent, {**DESKTOP, "height": 760})
+        name, value = committed_session("tenant_a", "alice").split("=", 1)
+        agent.get(f"{live.base}/widget.js")  # a page of the host, to set the cookie on
+        agent.add_cookie({"name": name, "value": value, "path": "/"})
+        agent.get(f"{live.base}/admin/handoffs/")
+        state = agent.find_element("css selector", ".handoff-state")
+        wait_until(lambda: state.text.startswith("Live"), 20, "the inbox's socket")
+
+        visitor.get(f"{live.base}/chat/{live.bot.public_id}/")
+        visitor.execute_script("localStorage.clear()")
+        visitor.refresh()
+        box = wait_until(lambda: visitor.find_elements("id", "message"), 10, "chat")[0]
+        box.send_keys("Can I talk to a human about a broken tent pole?", Keys.ENTER)
+        wait_until(
+            lambda: visitor.find_element("id", "connection").text == "Waiting for a person…",
+            10,
+            "waiting",
+        )
+        assert not visitor.find_elements("id", "lead-email")  # an agent is online
+
+        request = wait_until(
+            lambda: [
+                b
+                for b in agent.find_elements("css selector", ".handoff-list button")
+                if "broken tent pole" in b.text
+            ],
+            10,
+            "the request in the inbox",
+        )[0]
+        request.click()
+        agent.find_element("css selector", "[data-action=take]").click()
+        reply = agent.find_element("id", "handoff-text")
+        wait_until(lambda: reply.is_enabled(), 10, "taken")
+        reply.send_keys("Hi, I'm Alice. Which tent is it? I can send a new pole today.", Keys.ENTER)
+
+        bubble = wait_until(
+            lambda: visitor.find_elements("css selector", ".message-agent"), 10, "agent message"
+        )[0]
+        assert "send a new pole today" in bubble.text and "alice" in bubble.text.lower()
+        box = visitor.find_element("id", "message")
+        box.send_keys("The Trailhead 2, bought last spring.", Keys.ENTER)
+        wait_until(
+            lambda: "Trailhead 2" in agent.find_element("css selector", ".handoff-transcript").text,
+            10,
+            "the visitor's reply in the inbox",
+        )
+        # The bot stayed silent: no bot answer after the request.
+        bot_answers = visitor.execute_script(
+            "return document.querySelectorAll('.message-bot:not(.typing)').length"
+        )
+        assert bot_answers == 1  # the greeting only
+        shot(visitor, "handoff-visitor")
+        shot(agent, "handoff-agent")
+
+        agent.find_element("css selector", "[data-action=release]").click()
+        wait_until(
+            lambda: visitor.find_element("id", "connection").text == "", 10, "back to the bot"
+        )
+        with django_db_blocker.unblock(), schema_context("tenant_a"):
+            conversation = Conversation.objects.get(title__contains="broken tent pole")
+            roles = list(
+                conversation.messages.order_by("created_at").values_list("role", flat=True)
+            )
+            assert conversation.status == "bot"
+        assert roles == ["user", "agent", "user"]
+        set_viewport(agent, {**DESKTOP, "width": 1600, "height": 700})
+        agent.get(f"{live.base}/admin/conversations/conversation/")
+        shot(agent, "console-inbox")
+        agent.get(f"{live.base}/admin/conversations/conversation/{conversation.pk}/change/")
+        assert "Trailhead 2" in agent.find_element("id", "content-main").text
+    finally:
+        agent.quit()
