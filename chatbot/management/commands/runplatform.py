@@ -23,6 +23,7 @@ from django.core.management.base import BaseCommand, CommandParser
 from django_tenants.utils import get_public_schema_name, schema_context
 
 from chatbot import embedded
+from chatbot.demo import ensure_demo_bot
 from tenants.services import create_tenant_site, ensure_public_tenant
 
 DEMO_SCHEMA = "demo"
@@ -75,7 +76,13 @@ class Command(BaseCommand):
             )
             user.set_password(password)
             user.save()
-        return {"host": site.domain.domain, "email": email, "password": password}
+        bot = ensure_demo_bot(DEMO_SCHEMA)
+        return {
+            "host": site.domain.domain,
+            "email": email,
+            "password": password,
+            "bot": bot.public_id,
+        }
 
     def serve(self, bind: str, port: int, credentials: dict[str, str], started_at: float) -> None:
         python = Path(sys.executable)
@@ -123,6 +130,7 @@ class Command(BaseCommand):
             f"  Demo tenant console: http://{host}:{port}/admin/\n"
             f"    user:     {credentials['email']}\n"
             f"    password: {credentials['password']}\n"
+            f"  Demo chat page:      http://{host}:{port}/chat/{credentials['bot']}/\n"
             f"  Platform admin:      http://{settings.PARLEY_BASE_DOMAIN}:{port}/admin/"
             f"  (user: admin, same password)\n"
             f"  Health:              http://{host}:{port}/healthz\n"
