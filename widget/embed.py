@@ -7,7 +7,7 @@ from __future__ import annotations
 from django.templatetags.static import static
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
-from django.utils.safestring import SafeString
+from django.utils.safestring import SafeString, mark_safe
 
 from chatbot.models import Bot
 
@@ -31,7 +31,7 @@ def embed_html(bot: Bot, host: str, scheme: str = "https") -> SafeString:
             format_html_join(", ", "<code>{}</code>", ((origin,) for origin in bot.origins)),
         )
     else:
-        where = format_html(
+        where = mark_safe(
             "No allowed origins yet: the widget only works on this host. Add your site's "
             "origin (<code>https://www.example.com</code>) under <em>Allowed origins</em>."
         )
