@@ -2,6 +2,7 @@
 developer's data: a `test_` database, another Redis database number and another queue."""
 
 import os
+from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from chatbot.settings import *  # noqa: F403
@@ -43,3 +44,5 @@ STORAGES = {
 }
 
 PARLEY_CHROMA_PREFIX = os.environ.get("PARLEY_TEST_CHROMA_PREFIX", "parleytest")
+# whitenoise warns on every request when STATIC_ROOT is missing (nothing is collected here).
+Path(STATIC_ROOT).mkdir(parents=True, exist_ok=True)
