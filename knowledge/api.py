@@ -127,15 +127,25 @@ SEARCH_RESPONSE = inline_serializer(
             "SearchResult",
             {
                 "text": serializers.CharField(),
-                "score": serializers.FloatField(),
+                "score": serializers.FloatField(help_text="Relevance, 0 to 1."),
                 "chunk_id": serializers.CharField(),
                 "heading_path": serializers.ListField(child=serializers.CharField()),
+                "page": serializers.IntegerField(allow_null=True),
+                "snippet": serializers.CharField(help_text="A short excerpt for citations."),
+                "vector_score": serializers.FloatField(
+                    allow_null=True, help_text="Cosine similarity, when the vector search found it."
+                ),
+                "keyword_score": serializers.FloatField(
+                    allow_null=True, help_text="Full-text rank, when the keyword search found it."
+                ),
                 "document": inline_serializer(
                     "SearchDocument",
                     {
                         "id": serializers.IntegerField(),
                         "title": serializers.CharField(),
-                        "url": serializers.CharField(),
+                        "url": serializers.CharField(help_text="Origin URL or file name."),
+                        "source_id": serializers.IntegerField(),
+                        "knowledge_base_id": serializers.IntegerField(),
                     },
                 ),
             },

@@ -106,12 +106,26 @@ class Hit:
         return 1.0 - self.distance  # cosine space
 
 
+_handles: dict[str, object] = {}  # collection handles for queries, by name
+
+
 def query(name: str, embedding: Sequence[float], k: int) -> list[Hit]:
-    try:
-        target = collection(name, create=False)
-    except NotFoundError:  # an empty knowledge base has no collection yet
-        return []
-    result = target.query(query_embeddings=[list(embedding)], n_results=k, include=["distances"])
+    """The k nearest vectors. The collection's handle is cached (fetching it is an HTTP
+    round trip of its own); a handle gone stale (collection dropped, rebuilt) is fetched
+    again once."""
+    for attempt in range(2):
+        target = _handles.get(name)
+        try:
+            if target is None:
+                target = _handles[name] = collection(name, create=False)
+            result = target.query(  # type: ignore[attr-defined]
+                query_embeddings=[list(embedding)], n_results=k, include=["distances"]
+            )
+            break
+        except NotFoundError:  # an empty knowledge base has no collection yet
+            _handles.pop(name, None)
+            if attempt or target is None:
+                return []
     return [
         Hit(id=id_, distance=distance)
         for id_, distance in zip(result["ids"][0], result["distances"][0], strict=True)

@@ -190,6 +190,13 @@ class Chunk(models.Model):
     # so re-processing the same content upserts the same vectors (no duplicates).
     id = models.CharField(max_length=80, primary_key=True)
     document = models.ForeignKey(Document, on_delete=models.CASCADE, related_name="chunks")
+    # Denormalised from document → source, so full-text search filters its GIN matches by
+    # knowledge base on the row itself: with the joins, the planner ran the GIN scan once per
+    # document (docs/retrieval.md). The pipeline sets it; a trigger fills it for any other
+    # writer (migration 0003), so it is never missing.
+    knowledge_base = models.ForeignKey(
+        KnowledgeBase, on_delete=models.CASCADE, null=True, editable=False, related_name="+"
+    )
     ordinal = models.PositiveIntegerField()
     text = models.TextField()
     # Title and heading path ("Guide > Install > Linux"), for citations and full-text search.

@@ -222,6 +222,7 @@ def process(doc: Document) -> bool:
             Chunk(
                 id=chunk_id,
                 document=doc,
+                knowledge_base=kb,
                 ordinal=draft.ordinal,
                 text=draft.text,
                 context=chunking.join_context(title, draft.heading_path),

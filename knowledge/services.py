@@ -16,7 +16,7 @@ from django.db import connection, transaction
 from django.db.models import Count, Q
 from django.utils import timezone
 
-from knowledge import index, pipeline
+from knowledge import index, pipeline, retrieval
 from knowledge.chunking import embed_text
 from knowledge.models import Chunk, Document, KnowledgeBase, Source, SourceFile
 
@@ -375,33 +375,10 @@ def check_index(kb: KnowledgeBase) -> IndexReport:
 
 # --- Search -----------------------------------------------------------------------------
 def search(kb: KnowledgeBase, query: str, top_k: int = 5) -> list[dict[str, Any]]:
-    """Vector search in one knowledge base, hydrated from the chunk rows (a vector whose
-    row is gone is skipped)."""
+    """Hybrid search in one knowledge base, no threshold (knowledge.retrieval: the one search
+    path, shared with the bots)."""
     query = query.strip()
     if not query:
         raise ValidationError({"query": "The query is empty."})
     top_k = max(1, min(int(top_k), 50))
-    vector = pipeline.embedder_for(kb).embed_query(query)
-    hits = index.query(kb.collection_name, vector, top_k)
-    chunks = Chunk.objects.select_related("document").in_bulk([hit.id for hit in hits])
-    results = []
-    for hit in hits:
-        chunk = chunks.get(hit.id)
-        if chunk is None:
-            continue
-        results.append(
-            {
-                "text": chunk.text,
-                "score": round(hit.similarity, 4),
-                "chunk_id": chunk.id,
-                "heading_path": chunk.heading_path,
-                "page": chunk.page,
-                "document": {
-                    "id": chunk.document_id,
-                    "title": chunk.document.title,
-                    "url": chunk.document.url,
-                    "source_id": chunk.document.source_id,
-                },
-            }
-        )
-    return results
+    return [result.as_dict() for result in retrieval.retrieve([kb], query, top_k=top_k)]

@@ -32,7 +32,7 @@ QUESTIONS = [
 
 
 @pytest.fixture
-def shop_bot(kb_a, run_on_commit, tmp_path):  # noqa: F811 - the imported fixtures
+def shop_bot(kb_a, run_on_commit, tmp_path):
     for name, text in PAGES.items():
         run_on_commit(services.add_text_source, kb_a, name.title(), text)
         # Text sources have no URL; give each the page it would have on a website.
@@ -55,7 +55,7 @@ def run(*args: str) -> dict:
 
 def test_it_reports_metrics_per_mode_and_refusals(shop_bot):
     bot, qa = shop_bot
-    report = run("--schema", "tenant_a", "--bot", bot.public_id, "--qa", str(qa))
+    report = run("--schema", "tenant_a", f"--bot={bot.public_id}", "--qa", str(qa))
     assert report["bot"] == bot.public_id and report["questions"] == 5
     # Three of the four answerable questions have their page first, the fourth none: by hand,
     # hit@1 = hit@5 = MRR@10 = 3/4 in every mode (each question shares a word with its page).
@@ -75,7 +75,7 @@ def test_it_reports_metrics_per_mode_and_refusals(shop_bot):
 def test_a_threshold_of_zero_refuses_nothing(shop_bot):
     bot, qa = shop_bot
     report = run(
-        "--schema", "tenant_a", "--bot", bot.public_id, "--qa", str(qa), "--threshold", "0",
+        "--schema", "tenant_a", f"--bot={bot.public_id}", "--qa", str(qa), "--threshold", "0",
         "--details",
     )  # fmt: skip
     assert report["refusal"]["unanswerable_refused"] == 0
@@ -86,13 +86,13 @@ def test_a_threshold_of_zero_refuses_nothing(shop_bot):
 def test_it_refuses_unknown_tenants_and_bots(shop_bot, tmp_path):
     bot, qa = shop_bot
     with pytest.raises(CommandError, match="No tenant"):
-        run("--schema", "nope", "--bot", bot.public_id, "--qa", str(qa))
+        run("--schema", "nope", f"--bot={bot.public_id}", "--qa", str(qa))
     with pytest.raises(CommandError, match="No bot"):  # tenant B cannot evaluate A's bot
-        run("--schema", "tenant_b", "--bot", bot.public_id, "--qa", str(qa))
+        run("--schema", "tenant_b", f"--bot={bot.public_id}", "--qa", str(qa))
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"q": "no id"}\n')
     with pytest.raises(CommandError, match=r"bad\.jsonl:1"):
-        run("--schema", "tenant_a", "--bot", bot.public_id, "--qa", str(bad))
+        run("--schema", "tenant_a", f"--bot={bot.public_id}", "--qa", str(bad))
 
 
 def result(document: int, url: str) -> Result:

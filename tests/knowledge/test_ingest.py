@@ -166,7 +166,8 @@ def test_rebuild_index_restores_search_after_chroma_is_wiped(kb_a, run_on_commit
     query = "how fast is my refund paid"
     before = services.search(kb_a, query)
     index.drop(kb_a.collection_name)
-    assert services.search(kb_a, query) == []
+    # Full text still finds the chunk; the vector side has nothing left.
+    assert [r for r in services.search(kb_a, query) if r["vector_score"] is not None] == []
     report = services.check_index(kb_a)
     assert report.rows_without_vectors and not report.consistent
     assert services.rebuild_index(kb_a) == report.rows
