@@ -73,7 +73,11 @@ def usage(now: datetime | None = None) -> Usage:
 def check_message_quota(tenant, *, llm: bool, now: datetime | None = None) -> None:  # type: ignore[no-untyped-def]
     """Raise QuotaExceeded when the tenant may not take another visitor message (or, with
     `llm`, another LLM call) this month. Call inside the tenant's schema."""
-    monthly = (tenant.max_messages_per_month, tenant.max_llm_tokens_per_month)
+    # A schema_context() tenant (commands, tasks) carries no quotas: nothing to enforce.
+    monthly = (
+        getattr(tenant, "max_messages_per_month", 0),
+        getattr(tenant, "max_llm_tokens_per_month", 0),
+    )
     if not any(monthly):
         return
     used = usage(now)
@@ -88,8 +92,13 @@ def check_message_quota(tenant, *, llm: bool, now: datetime | None = None) -> No
         raise QuotaExceeded("llm_tokens", VISITOR_QUOTA_MESSAGE, retry)
 
 
+def documents_left(tenant) -> int:  # type: ignore[no-untyped-def]
+    quota = getattr(tenant, "max_documents", 0)
+    return max(0, quota - usage().documents) if quota else 10**9
+
+
 def check_document_quota(tenant, adding: int) -> None:  # type: ignore[no-untyped-def]
-    if not tenant.max_documents:
+    if not getattr(tenant, "max_documents", 0):
         return
     used = usage().documents
     if used + adding > tenant.max_documents:

@@ -67,6 +67,7 @@ def add_text_source(kb: KnowledgeBase, title: str, text: str) -> Source:
         raise ValidationError({"text": "The text is empty."})
     if len(text) > MAX_TEXT_CHARS:
         raise ValidationError({"text": f"The text is longer than {MAX_TEXT_CHARS:,} characters."})
+    check_document_quota(1)
     with transaction.atomic():
         source = Source.objects.create(
             knowledge_base=kb,
@@ -97,6 +98,7 @@ def clean_pairs(pairs: Any) -> list[dict[str, str]]:
 
 def add_qa_source(kb: KnowledgeBase, pairs: Any, title: str = "") -> Source:
     cleaned = clean_pairs(pairs)
+    check_document_quota(len(cleaned))
     with transaction.atomic():
         source = Source.objects.create(
             knowledge_base=kb,
@@ -140,8 +142,12 @@ def add_file_sources(kb: KnowledgeBase, files: list[tuple[str, bytes]]) -> list[
     from knowledge.parsing import ParseError, check_upload
 
     outcomes = []
+    room = check_document_quota(0)
     for name, data in files:
         name = (name or "upload").rsplit("/", 1)[-1].rsplit("\\", 1)[-1][:255]
+        if room <= 0:
+            outcomes.append(FileOutcome(name=name, error="The knowledge quota is used up."))
+            continue
         try:
             mime_type = check_upload(data, name, max_bytes=settings.PARLEY_MAX_UPLOAD_BYTES)
         except ParseError as exc:
@@ -167,6 +173,7 @@ def add_file_sources(kb: KnowledgeBase, files: list[tuple[str, bytes]]) -> list[
                 source=source, name=name, size=len(data), sha256=digest, data=data
             )
             start_ingest(source)
+        room -= 1
         outcomes.append(FileOutcome(name=name, source=source))
     return outcomes
 
@@ -185,6 +192,11 @@ def add_web_source(
         config = web_config(kind, data)
     except ValueError as exc:
         raise ValidationError({"url": str(exc)}) from None
+    pages = len(config.get("urls", [])) or 1
+    room = check_document_quota(pages)
+    if kind in {Source.Kind.SITEMAP, Source.Kind.CRAWL} and room < 10**9:
+        # Never fetch more pages than the quota leaves room for.
+        config["max_pages"] = min(int(config.get("max_pages") or room), room)
     default_title = config.get("url") or f"{len(config.get('urls', []))} pages"
     with transaction.atomic():
         source = Source.objects.create(
@@ -260,6 +272,7 @@ def refresh_source(source_id: int) -> Source | None:
         source = Source.objects.select_for_update().filter(pk=source_id).first()
         if source is None:
             return None
+        was_finished = source.finished_at is not None
         counts = source.documents.aggregate(
             total=Count("id"),
             done=Count("id", filter=Q(status__in=[Document.Status.READY, Document.Status.EMPTY])),
@@ -307,7 +320,43 @@ def refresh_source(source_id: int) -> Source | None:
                     else ""
                 )
         source.save()
+        if not was_finished and source.finished_at and source.status != Source.Status.CANCELLED:
+            announce_sync(source)
     return source
+
+
+def announce_sync(source: Source) -> None:
+    """Tell the tenant's webhooks that a sync ended (`source.synced` or `source.failed`)."""
+    from chatbot import webhooks
+    from chatbot.models import Webhook
+
+    failed = source.status == Source.Status.FAILED
+    webhooks.emit(
+        Webhook.Event.SOURCE_FAILED if failed else Webhook.Event.SOURCE_SYNCED,
+        {
+            "source_id": source.pk,
+            "knowledge_base_id": source.knowledge_base_id,
+            "kind": source.kind,
+            "title": source.title,
+            "status": source.status,
+            "documents": source.documents_total,
+            "failed": source.documents_failed,
+            "chunks": source.chunks,
+            "error": source.error[:1000],
+        },
+    )
+
+
+def check_document_quota(adding: int) -> int:
+    """How many documents may still be added (the tenant's quota; a large number when
+    unlimited); ValidationError when not even `adding` fit."""
+    from chatbot import limits
+
+    try:
+        limits.check_document_quota(connection.tenant, adding)
+    except limits.QuotaExceeded as exc:
+        raise ValidationError({"quota": exc.message}) from None
+    return limits.documents_left(connection.tenant)
 
 
 # --- Index ------------------------------------------------------------------------------

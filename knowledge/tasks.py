@@ -54,6 +54,7 @@ def ingest_source(self, source_id: int) -> None:  # type: ignore[no-untyped-def]
         Source.objects.filter(pk=source_id).update(
             status=Source.Status.FAILED, error=str(exc)[:2000], finished_at=timezone.now()
         )
+        services.announce_sync(Source.objects.get(pk=source_id))
         raise
     services.refresh_source(source_id)
     schema = connection.schema_name

@@ -8,11 +8,13 @@ from unittest import mock
 
 import pytest
 from django.core.cache import cache
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
 
 from chatbot import limits
 from chatbot.models import Bot
 from conversations.models import Conversation, Message
+from knowledge.models import Document, KnowledgeBase, Source
 from tenants.models import Tenant
 
 
@@ -133,3 +135,52 @@ def test_tenant_b_usage_is_its_own(api_a, api_b, quota, tenant_a, tenant_b):
     bot_b = Bot.objects.create(name="B's bot")
     connection.set_schema_to_public()
     assert chat(api_b, bot_b).status_code == 200  # A's quota is not B's
+
+
+def test_the_knowledge_quota_refuses_documents_beyond_it(api_a, quota, drop_collections, settings):
+    settings.PARLEY_FETCH_ALLOWED_NETWORKS = "127.0.0.0/8"  # the crawl's start URL below
+    quota(max_documents=2)
+    kb = api_a.post(
+        "/api/v1/knowledge-bases/", {"name": "Docs"}, content_type="application/json"
+    ).json()
+    drop_collections.append(KnowledgeBase.objects.get(pk=kb["id"]).collection_name)
+    url = f"/api/v1/knowledge-bases/{kb['id']}/sources/"
+    too_many = api_a.post(
+        url,
+        {"kind": "qa", "pairs": [{"question": f"q{n}?", "answer": f"a{n}"} for n in range(3)]},
+        content_type="application/json",
+    )
+    assert too_many.status_code == 400
+    assert "2 more fit" in too_many.json()["error"]["details"]["quota"][0]
+    source = Source.objects.create(knowledge_base_id=kb["id"], kind="text", title="x")
+    Document.objects.create(source=source, ref="1")
+    crawl = api_a.post(
+        url, {"kind": "crawl", "url": "http://127.0.0.1:9/docs/"}, content_type="application/json"
+    )
+    assert crawl.status_code == 201 and crawl.json()["config"]["max_pages"] == 1
+    files = api_a.post(
+        f"/api/v1/knowledge-bases/{kb['id']}/files/",
+        {
+            "file": [
+                SimpleUploadedFile("a.txt", b"first file", "text/plain"),
+                SimpleUploadedFile("b.txt", b"second file", "text/plain"),
+            ]
+        },
+    )
+    body = files.json()
+    assert [s["title"] for s in body["sources"]] == ["a.txt"]
+    assert body["errors"] == [{"file": "b.txt", "error": "The knowledge quota is used up."}]
+
+
+def test_a_finished_sync_is_announced_to_webhooks(in_tenant_a, kb_a, run_on_commit):
+    from chatbot.models import Webhook, WebhookDelivery
+    from knowledge import services as knowledge
+
+    Webhook.objects.create(
+        name="ops", url="https://ops.example/h", events=["source.synced", "source.failed"]
+    )
+    source = run_on_commit(knowledge.add_text_source, kb_a, "Returns", "Returns within 30 days.")
+    delivery = WebhookDelivery.objects.get()
+    assert delivery.event == "source.synced"
+    assert delivery.payload["data"]["source_id"] == source.pk
+    assert delivery.payload["data"]["status"] == "ready"
