@@ -32,4 +32,4 @@ USER parley
 EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s \
     CMD python -c "import urllib.request,sys; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=4).status == 200 else 1)"
-CMD ["daphne", "-b", "0.0.0.0", "-p", "8000", "--proxy-headers", "chatbot.asgi:application"]
+CMD ["python", "manage.py", "serve", "--bind", "0.0.0.0", "--port", "8000"]

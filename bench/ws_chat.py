@@ -3,10 +3,11 @@
 
     .venv/bin/python bench/ws_chat.py [--visitors 50] [--questions 3] [--think 5] [--idle 1000]
 
-Against a real daphne process serving `chatbot.asgi:application` on the development
-services (`make services-up`), with a `benchws` tenant whose bot answers from a small
-handbook through a local fake OpenAI-compatible LLM that answers instantly (the platform's
-own overhead is what is measured). Prints JSON:
+Against real daphne processes (`manage.py serve`: one per CPU unless `--processes`) serving
+`chatbot.asgi:application` on the development services (`make services-up`), with a
+`benchws` tenant whose bot answers from a small handbook through a local fake
+OpenAI-compatible LLM that answers instantly (the platform's own overhead is what is
+measured). Prints JSON:
 
 - baseline: one visitor alone, questions one after another;
 - concurrent: N visitors in conversation at once over real WebSockets, each asking its
@@ -56,6 +57,7 @@ from knowledge.models import Chunk, KnowledgeBase, Source  # noqa: E402
 from tenants.services import create_tenant_site, ensure_public_tenant  # noqa: E402
 
 SCHEMA = "benchws"
+WARM_UP_SECONDS = 8
 KB_NAME = "Socket bench handbook"
 HANDBOOK = {
     "Refunds": "Customers can request a refund within 30 days of delivery. Open the Orders "
@@ -136,18 +138,26 @@ def start_fake_llm() -> tuple[subprocess.Popen, str]:
     return process, process.stdout.readline().strip()
 
 
-def start_daphne(port: int, log: Path) -> subprocess.Popen:
+def start_daphne(port: int, log: Path, processes: int) -> subprocess.Popen:
+    """`manage.py serve`, as `make run` starts the web: daphne processes on one socket."""
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "chatbot.settings",
         "PARLEY_IP_REQUESTS_PER_MINUTE": "0",  # every bench visitor is 127.0.0.1
         "PARLEY_LOG_LEVEL": "WARNING",
     }
+    command = [sys.executable, "manage.py", "serve", "--bind", "127.0.0.1", "--port", str(port)]
+    if processes:
+        command += ["--processes", str(processes)]
     return subprocess.Popen(
-        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port),
-         "chatbot.asgi:application"],
-        cwd=BASE_DIR, env=env, stdout=subprocess.DEVNULL, stderr=log.open("wb"),
-    )  # fmt: skip
+        command, cwd=BASE_DIR, env=env, stdout=subprocess.DEVNULL, stderr=log.open("wb")
+    )
+
+
+def daphne_pids(supervisor: int) -> list[int]:
+    """The daphne processes `manage.py serve` started."""
+    children = Path(f"/proc/{supervisor}/task/{supervisor}/children").read_text().split()
+    return [int(pid) for pid in children]
 
 
 def wait_for_port(port: int, process: subprocess.Popen, log: Path, timeout: float = 60) -> None:
@@ -163,15 +173,22 @@ def wait_for_port(port: int, process: subprocess.Popen, log: Path, timeout: floa
     raise TimeoutError("daphne did not listen")
 
 
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return round(int(line.split()[1]) / 1024, 1)
-    raise RuntimeError("no VmRSS")
+def rss_mb(supervisor: int) -> float:
+    """The daphne processes' resident memory, together."""
+    total = 0
+    for pid in daphne_pids(supervisor):
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                total += int(line.split()[1])
+    return round(total / 1024, 1)
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far (from /proc/<pid>/stat)."""
+def cpu_seconds(supervisor: int) -> float:
+    """User + system CPU time of the daphne processes so far (from /proc/<pid>/stat)."""
+    return sum(_cpu_seconds(pid) for pid in daphne_pids(supervisor))
+
+
+def _cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
@@ -385,6 +402,12 @@ def main() -> None:
     parser.add_argument("--baseline-questions", type=int, default=20)
     parser.add_argument("--idle", type=int, default=1000, help="idle sockets to hold (0: skip)")
     parser.add_argument("--port", type=int, default=0, help="daphne's port (0: a free one)")
+    parser.add_argument(
+        "--processes",
+        type=int,
+        default=0,
+        help="daphne processes (0: serve's default, one per CPU)",
+    )
     args = parser.parse_args()
 
     raise_fd_limit(2 * args.idle + 256)  # ours and daphne's ends of every socket, and more
@@ -394,9 +417,11 @@ def main() -> None:
     log = BASE_DIR / "var" / "bench-ws-daphne.log"  # daphne's stderr, for a failed run
     try:
         host, public_id = seed(llm_url)
-        daphne = start_daphne(port, log)
+        daphne = start_daphne(port, log, args.processes)
         wait_for_port(port, daphne, log)
+        time.sleep(WARM_UP_SECONDS)  # each process loads the embedder at start (asgi.py)
         result = asyncio.run(run(args, Target(port, host, public_id), daphne.pid))
+        result["daphne_processes"] = len(daphne_pids(daphne.pid))
     finally:
         for process in (daphne, llm):
             if process is not None:

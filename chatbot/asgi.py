@@ -19,3 +19,28 @@ application = ProtocolTypeRouter(
         "websocket": tenant_websocket_stack(URLRouter(websocket_urlpatterns)),
     }
 )
+
+
+def _warm_up() -> None:
+    # Load the local embedder (its ONNX session), Chroma's client and the LLM SDKs now, in
+    # the background, rather than in the first visitor's answer (seconds per process).
+    import logging
+
+    try:
+        from knowledge import index
+        from knowledge.embedding import local_embedder
+
+        local_embedder().embed_query("warm up")
+        index.client()
+        import anthropic  # noqa: F401
+        import openai  # noqa: F401
+    except Exception:  # a missing model must not stop the server: answers will say so
+        logging.getLogger(__name__).exception("embedder warm-up failed")
+
+
+from django.conf import settings  # noqa: E402
+
+if settings.PARLEY_WARM_UP:
+    import threading
+
+    threading.Thread(target=_warm_up, name="warm-up", daemon=True).start()

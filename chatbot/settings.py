@@ -323,6 +323,12 @@ for _name in (
     if globals()[_name] < 0:
         raise ImproperlyConfigured(f"{_name}: must not be negative, got {globals()[_name]}")
 
+# --- Web processes ----------------------------------------------------------------------
+# `manage.py serve` runs this many daphne processes on one socket (0: one per CPU); each
+# loads the local embedder in the background at start unless PARLEY_WARM_UP is false.
+PARLEY_WEB_PROCESSES = _int("PARLEY_WEB_PROCESSES", 0)
+PARLEY_WARM_UP = _bool("PARLEY_WARM_UP", True)
+
 # --- API rate limit (per key, per minute; a tenant's own setting wins; 0: off) ---------
 PARLEY_API_RATE_PER_MINUTE = _int("PARLEY_API_RATE_PER_MINUTE", 120)
 
