@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -305,6 +305,14 @@ async def answer_stream(
     usage: Usage | None = None
     first_token_at: float | None = None
     error = ""
+
+    def save() -> Awaitable[Message]:
+        # What streamed so far, read when called: on completion, failure or cancellation.
+        return _save_answer(
+            tenant, turn, parts, sources, usage, request, provider.name, started,
+            first_token_at, error, query,
+        )  # fmt: skip
+
     try:
         async for item in stream_with_retries(provider, request):
             if isinstance(item, Token):
@@ -324,36 +332,10 @@ async def answer_stream(
         }
     except (asyncio.CancelledError, GeneratorExit):
         error = STOPPED
-        await asyncio.shield(
-            _save_answer(
-                tenant,
-                turn,
-                parts,
-                sources,
-                usage,
-                request,
-                provider.name,
-                started,
-                first_token_at,
-                error,
-                query,
-            )
-        )
+        await asyncio.shield(save())
         raise
 
-    message = await _save_answer(
-        tenant,
-        turn,
-        parts,
-        sources,
-        usage,
-        request,
-        provider.name,
-        started,
-        first_token_at,
-        error,
-        query,
-    )
+    message = await save()
     if not error:
         yield {"type": "sources", "items": sources}
     yield {
